@@ -1,0 +1,1 @@
+"""fresh-sandbox host side: everything that decides. Never imports docker."""

@@ -1,0 +1,1 @@
+"""fresh-sandbox isolation side: the only package that imports docker."""
