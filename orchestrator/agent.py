@@ -1,0 +1,357 @@
+"""One agent: its lifecycle and the tool loop.
+
+    starting -> analysis -> implementation -> testing -> awaiting_approval -> pushing -> pushed
+                    \\______________\\_____________\\________________\\________> a final state
+
+The agent never decides whether it is done: `submit` hands over to the
+supervisor's finishing steps (commit leftovers, import, gate, approval, push).
+Limits (budget, steps, wall clock, a stop request) end the loop through named
+exceptions, and the work so far is still imported so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from orchestrator import gitops, prompts
+from orchestrator.budget import Ledger, worst_case_usd
+from orchestrator.config import RunConfig, TaskSpec
+from orchestrator.errors import BudgetExhausted, FreshError, ModelError, PushError
+from orchestrator.gate import Verdict, run_gate, test_changes
+from orchestrator.model import Model
+from orchestrator.prices import Price
+from orchestrator.tools import TOOL_SCHEMAS, BashCall, ToolCallError, format_observation, parse_tool_call
+from sandbox.base import Backend, Limits, Sandbox, SandboxError, SandboxSpec
+
+BUNDLE_PATH = "/tmp/fresh-out.bundle"
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    STARTING = "starting"
+    ANALYSIS = "analysis"
+    IMPLEMENTATION = "implementation"
+    TESTING = "testing"
+    AWAITING_APPROVAL = "awaiting_approval"
+    PUSHING = "pushing"
+    PUSHED = "pushed"
+    TESTS_FAILED = "tests_failed"
+    NO_CHANGES = "no_changes"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    TIMED_OUT = "timed_out"
+    STOPPED = "stopped"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+FINAL_STATES = frozenset({
+    State.PUSHED, State.TESTS_FAILED, State.NO_CHANGES, State.BUDGET_EXHAUSTED,
+    State.TIMED_OUT, State.STOPPED, State.REJECTED, State.FAILED,
+})
+
+
+class _LoopEnded(Exception):
+    """The tool loop ended before a submit; `state` says why."""
+
+    def __init__(self, state: State, reason: str) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+
+
+@dataclass
+class AgentRecord:
+    """What is known about one agent; the report and the store read it."""
+
+    agent_id: str
+    task: TaskSpec
+    branch: str
+    state: State = State.QUEUED
+    reason: str = ""
+    summary: str = ""
+    plan: str = ""
+    container_id: str = ""
+    tip: str = ""
+    pushed: bool = False
+    tests_passed: bool = False
+    verdict: Verdict | None = None
+    test_changes: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    steps: int = 0
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at or time.time()) - self.started_at
+
+
+class Decisions(Protocol):
+    """Where approvals and stop requests come from (the store, in a real run)."""
+
+    def stop_requested(self, agent_id: str) -> bool: ...
+
+    def approval(self, agent_id: str) -> bool | None:
+        """True approved, False rejected, None not decided yet."""
+        ...
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """What an agent needs from the run; shared by every agent of it."""
+
+    config: RunConfig
+    run_id: str
+    backend: Backend
+    model: Model
+    price: Price
+    ledger: Ledger
+    run_repo: Path
+    base_commit: str
+    remote_url: str
+    decisions: Decisions
+    on_change: Callable[[AgentRecord], None]
+    run_deadline: float  # time.monotonic() value
+
+
+class AgentRunner:
+    """Drives one agent from an empty sandbox to a pushed branch or a final state."""
+
+    def __init__(self, ctx: AgentContext, record: AgentRecord, log: Any) -> None:
+        self.ctx = ctx
+        self.rec = record
+        self.log = log.bind(agent=record.agent_id, task=record.task.title)
+        policy = ctx.config.policy
+        self.deadline = min(ctx.run_deadline, time.monotonic() + policy.agent_timeout_minutes * 60)
+        self.sandbox: Sandbox | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    def run(self) -> AgentRecord:
+        """Run to a final state; never raises for an agent-level failure."""
+        keep = self.ctx.config.keep_containers
+        try:
+            self._set(State.STARTING)
+            self.sandbox = self.ctx.backend.create(self._spec("agent", self.ctx.base_commit))
+            self.rec.container_id = self.sandbox.id
+            self._setup()
+            try:
+                self.rec.summary = self._tool_loop()
+            except _LoopEnded as ended:
+                self._salvage()
+                self._finish(ended.state, ended.reason)
+                return self.rec
+            self._deliver()
+        except (FreshError, SandboxError) as exc:
+            self.log.error("agent_error", error=str(exc))
+            self._finish(State.FAILED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one agent's bug must not stop the run
+            self.log.exception("agent_crashed")
+            self._finish(State.FAILED, f"internal error: {exc!r}")
+        finally:
+            if self.sandbox is not None and not keep:
+                self.sandbox.remove()
+                self.log.info("sandbox_removed")
+        return self.rec
+
+    def _set(self, state: State, reason: str = "") -> None:
+        previous = self.rec.state
+        self.rec.state = state
+        if reason:
+            self.rec.reason = reason
+        self.log.info("state_changed", previous=str(previous), state=str(state), reason=reason or None)
+        self.ctx.on_change(self.rec)
+
+    def _finish(self, state: State, reason: str) -> None:
+        self.rec.ended_at = time.time()
+        self._set(state, reason)
+
+    def _spec(self, role: str, commit: str) -> SandboxSpec:
+        policy = self.ctx.config.policy
+        return SandboxSpec(
+            image=policy.image, run_id=self.ctx.run_id, agent_id=self.rec.agent_id,
+            origin=str(self.ctx.run_repo), branch=self.rec.branch, base_commit=commit,
+            role=role, limits=Limits(**policy.limits.model_dump()), network=policy.network,
+            runtime=policy.runtime,
+        )
+
+    def _setup(self) -> None:
+        command = self.ctx.config.policy.setup_command
+        if not command:
+            return
+        assert self.sandbox is not None
+        result = self.sandbox.run(command, timeout_s=self.ctx.config.policy.test_timeout_s)
+        self.log.info("setup_done", exit_code=result.exit_code, duration_s=round(result.duration_s, 3))
+        if not result.ok:
+            raise FreshError("the setup command failed", hint=result.text()[-500:])
+
+    # -- the tool loop ---------------------------------------------------
+    def _tool_loop(self) -> str:
+        policy = self.ctx.config.policy
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": prompts.system_prompt(policy.test_command, policy.command_timeout_s)},
+            {"role": "user", "content": prompts.task_prompt(self.rec.task)},
+        ]
+        self._set(State.ANALYSIS)
+        for _ in range(policy.max_steps):
+            self._check_limits()
+            completion = self._call_model(messages)
+            messages.append(completion.assistant_message())
+            self.rec.steps += 1
+            if self.rec.state == State.ANALYSIS:
+                self.rec.plan = (completion.content or "").strip()
+                self.log.info("plan", plan=self.rec.plan[:2000])
+                self._set(State.IMPLEMENTATION)
+            if not completion.tool_calls:
+                messages.append({"role": "user", "content": "Use a tool: bash to work, submit when done."})
+                continue
+            for call in completion.tool_calls:
+                try:
+                    action = parse_tool_call(call)
+                except ToolCallError as exc:
+                    self.log.warning("tool_call_rejected", tool=call.name, error=str(exc))
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": f"Error: {exc}"})
+                    continue
+                if not isinstance(action, BashCall):
+                    self.log.info("submitted", summary=action.summary[:2000])
+                    return action.summary
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": self._bash(action.command)})
+        raise _LoopEnded(State.FAILED, f"step limit of {policy.max_steps} reached without submit")
+
+    def _check_limits(self) -> None:
+        if self.ctx.decisions.stop_requested(self.rec.agent_id):
+            raise _LoopEnded(State.STOPPED, "stopped on request")
+        if time.monotonic() > self.deadline:
+            raise _LoopEnded(State.TIMED_OUT, "wall-clock limit reached")
+
+    def _call_model(self, messages: list[dict[str, Any]]) -> Any:
+        model, ledger = self.ctx.model, self.ctx.ledger
+        worst = worst_case_usd(messages, TOOL_SCHEMAS, model.max_output_tokens, self.ctx.price)
+        try:
+            reservation = ledger.reserve(self.rec.agent_id, worst)
+        except BudgetExhausted as exc:
+            self.log.warning("budget_exhausted", needed_usd=round(worst, 6), detail=str(exc))
+            raise _LoopEnded(State.BUDGET_EXHAUSTED, str(exc)) from exc
+        started = time.monotonic()
+        try:
+            completion = model.complete(messages, TOOL_SCHEMAS)
+        except ModelError as exc:
+            ledger.settle(reservation, reservation.usd)  # a failed call may still be billed
+            self.rec.cost_usd += reservation.usd
+            self.log.error("model_failed", error=str(exc), charged_usd=round(reservation.usd, 6))
+            raise _LoopEnded(State.FAILED, f"model call failed: {exc}") from exc
+        usage = completion.usage
+        cost = self.ctx.price.cost(usage.prompt_tokens, usage.completion_tokens)
+        ledger.settle(reservation, cost)
+        self.rec.prompt_tokens += usage.prompt_tokens
+        self.rec.completion_tokens += usage.completion_tokens
+        self.rec.cost_usd += cost
+        self.log.info(
+            "model_call", prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            cost_usd=round(cost, 8), reserved_usd=round(reservation.usd, 8),
+            duration_s=round(time.monotonic() - started, 3), tool_calls=len(completion.tool_calls),
+        )
+        self.ctx.on_change(self.rec)
+        return completion
+
+    def _bash(self, command: str) -> str:
+        assert self.sandbox is not None
+        policy = self.ctx.config.policy
+        timeout = max(1.0, min(policy.command_timeout_s, self.deadline - time.monotonic()))
+        result = self.sandbox.run(command, timeout_s=timeout, output_cap=policy.output_cap_bytes)
+        self.log.info(
+            "tool_call", tool="bash", command=command[:500], exit_code=result.exit_code,
+            duration_s=round(result.duration_s, 4), timed_out=result.timed_out,
+            output_bytes=len(result.output), truncated=result.truncated,
+        )
+        return format_observation(result.exit_code, result.output, result.timed_out, result.truncated)
+
+    # -- finishing -------------------------------------------------------
+    def _salvage(self) -> None:
+        """Keep whatever the agent committed when the loop ended early (never pushed)."""
+        try:
+            tip = self._import_work("work in progress (run limit reached)")
+            if tip:
+                self.log.info("work_kept", branch=self.rec.branch, tip=tip, repo=str(self.ctx.run_repo))
+        except (FreshError, SandboxError) as exc:
+            self.log.warning("work_not_kept", error=str(exc))
+
+    def _import_work(self, message: str) -> str:
+        """Commit leftovers in the sandbox, bundle the branch and import it on the host."""
+        assert self.sandbox is not None
+        base, branch = self.ctx.base_commit, self.rec.branch
+        script = (
+            'set -e; if [ "$(git symbolic-ref -q --short HEAD)" = "$FRESH_BRANCH" ]; then '
+            "git add -A; git diff --cached --quiet || "
+            'printf "%s\\n" "$FRESH_MESSAGE" | git -c core.hooksPath=/dev/null commit -q --no-verify -F -; fi; '
+            'n=$(git rev-list --count "$FRESH_BASE..refs/heads/$FRESH_BRANCH"); echo "commits=$n"; '
+            f'if [ "$n" -gt 0 ]; then git bundle create -q {BUNDLE_PATH} "refs/heads/$FRESH_BRANCH" "^$FRESH_BASE"; fi'
+        )
+        env = {"FRESH_BRANCH": branch, "FRESH_BASE": base, "FRESH_MESSAGE": message or "agent work"}
+        result = self.sandbox.run(script, timeout_s=120, env=env)
+        if not result.ok:
+            raise PushError("could not collect the agent's commits", hint=result.text()[-300:])
+        if "commits=0" in result.text().split():
+            return ""
+        bundle = self.sandbox.read_file(BUNDLE_PATH)
+        tip = gitops.import_bundle(self.ctx.run_repo, bundle, branch, base)
+        self.rec.tip = tip
+        self.log.info("work_imported", branch=branch, tip=tip, bundle_bytes=len(bundle))
+        return tip
+
+    def _deliver(self) -> None:
+        """Import, gate, wait for approval, push."""
+        tip = self._import_work(self.rec.summary)
+        if not tip:
+            self._finish(State.NO_CHANGES, "the agent submitted without changes")
+            return
+        self._set(State.TESTING)
+        changes = gitops.changed_files(self.ctx.run_repo, self.ctx.base_commit, tip)
+        self.rec.test_changes = test_changes(changes)
+        if self.rec.test_changes:
+            self.log.warning("test_changes", files=list(self.rec.test_changes))
+        policy = self.ctx.config.policy
+        verdict = run_gate(
+            self.ctx.backend.create, replace(self._spec("gate", tip), network=False),
+            policy.test_command, setup_command=policy.setup_command, timeout_s=policy.test_timeout_s,
+        )
+        self.rec.verdict = verdict
+        self.rec.tests_passed = verdict.passed
+        self.log.info(
+            "tests_finished", passed=verdict.passed, reason=verdict.reason, exit_code=verdict.exit_code,
+            tests=verdict.counts.tests, failures=verdict.counts.failures, errors=verdict.counts.errors,
+            duration_s=round(verdict.duration_s, 3),
+        )
+        if not verdict.passed:
+            self._finish(State.TESTS_FAILED, verdict.reason)
+            return
+        needs_person = policy.approval or (bool(self.rec.test_changes) and not policy.allow_test_changes)
+        if needs_person and not self._await_approval():
+            return
+        self._set(State.PUSHING)
+        if not gitops.remote_has_branch(self.ctx.remote_url, self.rec.branch):
+            gitops.push_branch(self.ctx.run_repo, self.ctx.remote_url, self.rec.branch)
+        self.rec.pushed = True
+        self.log.info("pushed", branch=self.rec.branch, tip=tip, remote=self.ctx.remote_url)
+        self._finish(State.PUSHED, "tests passed; branch pushed")
+
+    def _await_approval(self) -> bool:
+        self._set(State.AWAITING_APPROVAL)
+        while True:
+            decision = self.ctx.decisions.approval(self.rec.agent_id)
+            if decision is True:
+                self.log.info("approved")
+                return True
+            if decision is False:
+                self._finish(State.REJECTED, "rejected by a person")
+                return False
+            if self.ctx.decisions.stop_requested(self.rec.agent_id) or time.monotonic() > self.ctx.run_deadline:
+                self._finish(State.STOPPED, "stopped while awaiting approval; work kept in the run repository")
+                return False
+            threading.Event().wait(0.5)

@@ -1,0 +1,274 @@
+"""The `fresh-sandbox` command line: parse, call one function, render.
+
+Every user mistake becomes one line on stderr with a hint and a non-zero exit
+code, never a traceback. Heavy modules (docker, openai, structlog) are imported
+inside the commands that need them, so `status` and `--help` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+
+from orchestrator.errors import ConfigError, FreshError, PreflightError
+
+app = typer.Typer(
+    name="fresh-sandbox", no_args_is_help=True, add_completion=False,
+    help="Run autonomous coding agents against one repository, each in a hardened Docker sandbox, within a hard budget.",
+)
+images_app = typer.Typer(help="Build the sandbox images.", no_args_is_help=True)
+policy_app = typer.Typer(help="Show policies.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+app.add_typer(policy_app, name="policy")
+
+F = TypeVar("F", bound=Callable[..., Any])
+SECRET_VARS = ("OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN")
+
+
+def fail(message: str, hint: str = "", code: int = 2) -> None:
+    """Print one error line (and a hint) and exit."""
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"  hint: {hint}", err=True)
+    raise typer.Exit(code)
+
+
+def friendly(func: F) -> F:
+    """Turn the project's errors into one line plus a hint and an exit code."""
+    from sandbox.base import SandboxError
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FreshError as exc:
+            fail(exc.message, exc.hint, exc.exit_code)
+        except SandboxError as exc:
+            fail(exc.message, exc.hint, 2)
+    return wrapper  # type: ignore[return-value]
+
+
+def _state_dir(repo: Path, state_dir: Optional[Path]) -> Path:
+    return (state_dir or repo.expanduser().resolve() / ".fresh").resolve()
+
+
+def _open_store(repo: Path, state_dir: Optional[Path], must_exist: bool = True) -> Any:
+    from orchestrator.store import Store
+
+    path = _state_dir(repo, state_dir) / "state.db"
+    if must_exist and not path.exists():
+        raise PreflightError(f"no runs found under {path.parent}",
+                             hint="start one with `fresh-sandbox start`, or pass --repo / --state-dir")
+    return Store(path)
+
+
+RepoOpt = typer.Option(Path("."), "--repo", "-r", help="The target git repository.")
+StateOpt = typer.Option(None, "--state-dir", help="Where runs are kept (default: REPO/.fresh).")
+
+
+@images_app.command("build")
+@friendly
+def images_build(
+    base_image: Optional[str] = typer.Option(None, help="Build FROM this image (needs a registry); default: a Debian base built offline with debootstrap."),
+    extra_ca: Optional[Path] = typer.Option(None, help="A CA bundle to trust inside the images (TLS-intercepting proxies)."),
+    force: bool = typer.Option(False, help="Rebuild even when the images exist."),
+) -> None:
+    """Build the agent image (and, without a registry, its Debian base)."""
+    from sandbox.images import build_images
+
+    if extra_ca is not None and not extra_ca.is_file():
+        raise ConfigError(f"--extra-ca {extra_ca} is not a file", hint="pass the path of a PEM bundle")
+    build_images(base_image=base_image, extra_ca=extra_ca, force=force, log=lambda msg: typer.echo(msg, err=True))
+
+
+@policy_app.command("show")
+@friendly
+def policy_show(policy: str = typer.Argument("default", help="A shipped policy name or a .toml path.")) -> None:
+    """Print the effective policy as JSON."""
+    from orchestrator.config import load_policy
+
+    typer.echo(json.dumps(load_policy(policy).model_dump(), indent=2))
+
+
+@app.command()
+@friendly
+def start(
+    repo: Path = RepoOpt,
+    task: list[str] = typer.Option([], "--task", "-t", help="A task for one agent; repeat for more."),
+    model: Optional[str] = typer.Option(None, help="Model name (default from the policy)."),
+    budget: Optional[float] = typer.Option(None, help="Run budget in USD; never exceeded."),
+    agent_budget: Optional[float] = typer.Option(None, help="Per-agent budget cap in USD."),
+    price: Optional[str] = typer.Option(None, help="Price of a model missing from the table: IN/OUT USD per million tokens."),
+    agents: Optional[int] = typer.Option(None, help="Agents running at once (default 10)."),
+    hours: Optional[float] = typer.Option(None, help="Wall-clock limit of the whole run."),
+    policy: Optional[str] = typer.Option(None, help="Policy name or file (default: default)."),
+    no_approval: bool = typer.Option(False, "--no-approval", help="Push when tests pass, without waiting for a person."),
+    keep: bool = typer.Option(False, "--keep", help="Keep containers after the run."),
+    state_dir: Optional[Path] = StateOpt,
+    stream: bool = typer.Option(False, help="Stream model responses."),
+    output: str = typer.Option("auto", "--output", help="Console events: auto, pretty, json or quiet."),
+) -> None:
+    """Start agents on tasks; each works in its own sandbox and pushes only tested work."""
+    from orchestrator.config import RunConfig, TaskSpec, load_policy, override
+    from orchestrator.prices import parse_price, resolve_price, Price
+
+    if not task:
+        raise ConfigError("no task given", hint='pass --task "what to do" (repeatable)')
+    if output not in ("auto", "pretty", "json", "quiet"):
+        raise ConfigError(f"--output {output!r} is not one of auto, pretty, json, quiet")
+    effective = override(
+        load_policy(policy), model=model, budget_usd=budget, agent_budget_usd=agent_budget,
+        agents=agents, hours=hours, approval=False if no_approval else None,
+    )
+    cli_price = parse_price(price) if price else None
+    overrides = {name: Price(p.input, p.output) for name, p in effective.prices.items()}
+    model_price = resolve_price(effective.model, overrides=overrides, cli_price=cli_price)
+    api_key = os.environ.get("OPENAI_API_KEY", "")
+    if not api_key:
+        raise ConfigError("OPENAI_API_KEY is not set",
+                          hint="export OPENAI_API_KEY=... (any value for a local server that needs none)")
+    repo = repo.expanduser().resolve()
+    config = RunConfig(
+        repo=repo, state_dir=_state_dir(repo, state_dir), policy=effective,
+        tasks=tuple(TaskSpec(title=t) for t in task), keep_containers=keep,
+        secrets=tuple(os.environ[v] for v in SECRET_VARS if os.environ.get(v)),
+    )
+    code = _run(config, model_price, api_key, stream=stream, output=output)
+    raise typer.Exit(code)
+
+
+def _run(config: Any, price: Any, api_key: str, *, stream: bool, output: str) -> int:
+    from orchestrator import events
+    from orchestrator.model import OpenAIModel
+    from orchestrator.store import Store
+    from orchestrator.supervisor import Supervisor, new_run_id, run_dir
+    from sandbox.docker import DockerBackend
+
+    from orchestrator import gitops
+
+    gitops.inspect_user_repo(config.repo, state_dir_name=config.state_dir.name)  # fail before creating files
+    run_id = new_run_id()
+    console = output if output != "auto" else ("pretty" if sys.stderr.isatty() else "json")
+    events.configure(run_dir(config.state_dir, run_id) / "events.jsonl", secrets=config.secrets, console=console)
+    store = Store(config.state_dir / "state.db")
+    model = OpenAIModel(config.policy.model, api_key=api_key, max_output_tokens=config.policy.max_output_tokens,
+                        stream=stream)
+    try:
+        result = Supervisor(config, run_id, backend=DockerBackend(), model=model, price=price,
+                            store=store, log=events.get_logger()).run()
+    finally:
+        events.shutdown()
+        store.close()
+    typer.echo(f"run {result.run_id}: spent ${result.spent_usd:.4f} of ${result.budget_usd:.2f}; "
+               f"report {result.report_path.with_suffix('.md')}", err=True)
+    for rec in result.records:
+        typer.echo(f"  {rec.agent_id} {rec.state}: {rec.reason} [{rec.branch}]", err=True)
+    return result.exit_code
+
+
+@app.command()
+@friendly
+def status(
+    repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt,
+    run: Optional[str] = typer.Option(None, help="Run id (default: the latest)."),
+    format: str = typer.Option("table", "--format", help="table or json"),
+) -> None:
+    """Show the agents of a run."""
+    store = _open_store(repo, state_dir)
+    info = store.run(run)
+    if info is None:
+        raise PreflightError("no such run", hint="`fresh-sandbox status` without --run shows the latest")
+    agents = store.agents(info["run_id"])
+    if format == "json":
+        info["info"] = json.loads(info["info"])
+        typer.echo(json.dumps({"run": info, "agents": agents}, indent=2))
+        return
+    if format != "table":
+        raise ConfigError(f"--format {format!r} is not one of table, json")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {info['run_id']} ({info['status']}) ${info['spent_usd']:.4f} of ${info['budget_usd']:.2f}")
+    for col in ("agent", "state", "task", "cost", "steps", "branch"):
+        table.add_column(col)
+    for a in agents:
+        table.add_row(a["agent_id"], a["state"], a["task"][:40], f"${a['cost_usd']:.4f}", str(a["steps"]), a["branch"])
+    Console().print(table)
+
+
+def _send(command: str, agent_id: Optional[str], repo: Path, state_dir: Optional[Path]) -> None:
+    store = _open_store(repo, state_dir)
+    if agent_id is not None:
+        agent = store.find_agent(agent_id)
+        if agent is None:
+            raise PreflightError(f"no agent {agent_id!r}", hint="`fresh-sandbox status` lists the agents")
+        run_id = agent["run_id"]
+    else:
+        latest = store.run(None)
+        if latest is None:
+            raise PreflightError("no runs yet", hint="start one with `fresh-sandbox start`")
+        run_id = latest["run_id"]
+    store.send(run_id, command, agent_id)
+    typer.echo(f"{command} sent to {agent_id or 'run ' + run_id}")
+
+
+@app.command()
+@friendly
+def approve(agent_id: str, repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt) -> None:
+    """Approve an agent waiting for approval: its branch is pushed."""
+    _send("approve", agent_id, repo, state_dir)
+
+
+@app.command()
+@friendly
+def reject(agent_id: str, repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt) -> None:
+    """Reject an agent waiting for approval: nothing is pushed."""
+    _send("reject", agent_id, repo, state_dir)
+
+
+@app.command()
+@friendly
+def stop(agent_id: Optional[str] = typer.Argument(None), repo: Path = RepoOpt,
+         state_dir: Optional[Path] = StateOpt) -> None:
+    """Stop one agent, or the whole latest run."""
+    _send("stop", agent_id, repo, state_dir)
+
+
+@app.command()
+@friendly
+def report(run: Optional[str] = typer.Argument(None), repo: Path = RepoOpt,
+           state_dir: Optional[Path] = StateOpt,
+           format: str = typer.Option("md", "--format", help="md or json")) -> None:
+    """Print a run's report (the latest by default)."""
+    from orchestrator.supervisor import run_dir
+
+    store = _open_store(repo, state_dir)
+    info = store.run(run)
+    if info is None:
+        raise PreflightError(f"no run {run!r}", hint="`fresh-sandbox status` shows the latest")
+    if format not in ("md", "json"):
+        raise ConfigError(f"--format {format!r} is not one of md, json")
+    path = run_dir(_state_dir(repo, state_dir), info["run_id"]) / f"report.{format}"
+    if not path.exists():
+        raise PreflightError(f"run {info['run_id']} has no report yet", hint="it is written when the run ends")
+    typer.echo(path.read_text(encoding="utf-8"), nl=False)
+
+
+@app.command()
+@friendly
+def reap(run: Optional[str] = typer.Option(None, help="Only this run's containers.")) -> None:
+    """Remove leftover sandbox containers (of one run, or all)."""
+    from sandbox.docker import DockerBackend
+
+    count = DockerBackend().reap(run)
+    typer.echo(f"removed {count} container(s)")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,155 @@
+"""The test gate: the verdict that allows a push.
+
+Tests run in a *fresh* sandbox cloned from the host-owned run repository at the
+agent's imported commit, so nothing the agent left in its own sandbox (shims on
+PATH, shell rc files, a Python user site, background processes) takes part.
+The environment is the supervisor's, the verdict comes from the exit code and
+the runner's JUnit XML report, never from text the tests print, and "no tests
+ran", a crash or a timeout are failures.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Callable
+
+from sandbox.base import Sandbox, SandboxError, SandboxSpec
+
+# The whole environment the tests see; nothing is inherited.
+GATE_ENV = {
+    "HOME": "/tmp/fresh-gate-home",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONNOUSERSITE": "1",
+    "CI": "true",
+}
+
+# Paths whose change alters what the tests prove: flagged and, by default, sent to a person.
+_TEST_CONFIG_FILES = {
+    "conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", ".coveragerc",
+    "noxfile.py",
+}
+
+
+@dataclass(frozen=True)
+class TestCounts:
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decided, and the evidence."""
+
+    passed: bool
+    reason: str
+    exit_code: int | None
+    counts: TestCounts
+    duration_s: float
+    output_tail: str = ""
+    test_changes: tuple[str, ...] = field(default=())
+
+
+def is_test_path(path: str) -> bool:
+    """Whether a changed path is a test or test configuration."""
+    p = PurePosixPath(path)
+    name = p.name
+    return (
+        name in _TEST_CONFIG_FILES
+        or name.startswith("test_") and name.endswith(".py")
+        or name.endswith("_test.py")
+        or any(part in ("tests", "test") for part in p.parts[:-1])
+    )
+
+
+def test_changes(changes: list[tuple[str, str]]) -> tuple[str, ...]:
+    """Existing tests or test configuration the agent modified or deleted ('A' additions are fine)."""
+    return tuple(
+        f"{status} {path}" for status, path in changes if status != "A" and is_test_path(path)
+    )
+
+
+def gate_command(test_command: str, report_path: str) -> str:
+    """The policy's test command, with a JUnit report requested when the runner is pytest."""
+    if "pytest" in shlex.split(test_command):
+        return f"{test_command} -p no:cacheprovider --junitxml={shlex.quote(report_path)}"
+    return test_command
+
+
+def parse_junit(xml_bytes: bytes) -> TestCounts:
+    """Totals from a JUnit XML report (pytest writes <testsuites><testsuite ...>)."""
+    root = ET.fromstring(xml_bytes)
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    total = TestCounts()
+    for suite in suites:
+        total = TestCounts(
+            tests=total.tests + int(suite.get("tests", 0)),
+            failures=total.failures + int(suite.get("failures", 0)),
+            errors=total.errors + int(suite.get("errors", 0)),
+            skipped=total.skipped + int(suite.get("skipped", 0)),
+        )
+    return total
+
+
+def judge(exit_code: int | None, timed_out: bool, report: bytes | None, uses_junit: bool) -> tuple[bool, str, TestCounts]:
+    """Turn the runner's exit code and report into (passed, reason, counts)."""
+    if timed_out:
+        return False, "the test run timed out", TestCounts()
+    counts = TestCounts()
+    if uses_junit:
+        if report is None:
+            return False, f"the test runner wrote no report (exit code {exit_code})", counts
+        try:
+            counts = parse_junit(report)
+        except (ET.ParseError, ValueError):
+            return False, "the test report is not valid JUnit XML", counts
+        if counts.tests - counts.skipped <= 0:
+            return False, "no tests ran", counts
+        if counts.failures or counts.errors:
+            return False, f"{counts.failures} failed, {counts.errors} errors", counts
+    if exit_code != 0:
+        return False, f"the test command exited with {exit_code}", counts
+    return True, "tests passed", counts
+
+
+def run_gate(
+    create_sandbox: Callable[[SandboxSpec], Sandbox],
+    spec: SandboxSpec,
+    test_command: str,
+    *,
+    setup_command: str | None = None,
+    timeout_s: float = 900.0,
+) -> Verdict:
+    """Run the tests in a fresh sandbox built from `spec` and judge them; the sandbox is removed after."""
+    started = time.monotonic()
+    report_path = f"/tmp/fresh-gate-{secrets.token_hex(8)}/junit.xml"
+    command = gate_command(test_command, report_path)
+    uses_junit = command != test_command
+    sandbox = create_sandbox(spec)
+    try:
+        if setup_command:
+            setup = sandbox.run(setup_command, timeout_s=timeout_s, env=GATE_ENV)
+            if not setup.ok:
+                return Verdict(False, "the setup command failed in the gate", setup.exit_code,
+                               TestCounts(), time.monotonic() - started, setup.text()[-2000:])
+        result = sandbox.run(
+            f"mkdir -p {GATE_ENV['HOME']} && {command}", timeout_s=timeout_s, env=GATE_ENV,
+        )
+        report: bytes | None
+        try:
+            report = sandbox.read_file(report_path) if uses_junit else None
+        except SandboxError:
+            report = None
+        passed, reason, counts = judge(result.exit_code, result.timed_out, report, uses_junit)
+        return Verdict(passed, reason, result.exit_code, counts, time.monotonic() - started,
+                       result.text()[-2000:])
+    finally:
+        sandbox.remove()

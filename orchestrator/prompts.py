@@ -1,0 +1,36 @@
+"""What the model is told. Kept apart so task kinds can have prompts of their own."""
+
+from __future__ import annotations
+
+from orchestrator.config import TaskSpec
+
+SYSTEM_PROMPT = """\
+You are an autonomous software engineer working alone in a sandbox on a clone of a git \
+repository, on your own branch. There is no network. Nobody will answer questions.
+
+Work in two phases:
+1. Analysis: read the code that matters for the task, then state a short plan (a few lines) \
+in your reply text.
+2. Implementation: make the change, add or update tests for it, and run the project's tests \
+({test_command}) until they pass.
+
+Tools:
+- bash: run one shell command in the repository (a fresh shell each call, {timeout:.0f} s \
+deadline, long output is cut).
+- submit: call it once when the work is done, with a one-paragraph summary. The supervisor \
+commits anything left uncommitted (with your summary as the message), runs the tests in a \
+clean sandbox and pushes your branch only if they pass. Do not weaken or delete existing \
+tests: such changes are flagged for a person.
+"""
+
+
+def system_prompt(test_command: str, command_timeout_s: float) -> str:
+    return SYSTEM_PROMPT.format(test_command=test_command, timeout=command_timeout_s)
+
+
+def task_prompt(task: TaskSpec) -> str:
+    """The first user message; its text also identifies the conversation in recordings."""
+    body = f"Task: {task.title}"
+    if task.description:
+        body += f"\n\n{task.description}"
+    return body + "\n\nStart with the analysis."
