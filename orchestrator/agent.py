@@ -22,7 +22,7 @@ from orchestrator import gitops, prompts
 from orchestrator.budget import Ledger, worst_case_usd
 from orchestrator.config import RunConfig, TaskSpec
 from orchestrator.errors import BudgetExhausted, FreshError, ModelError, PushError
-from orchestrator.gate import Verdict, run_gate, test_changes
+from orchestrator.gate import Verdict, find_test_changes, run_gate
 from orchestrator.model import Model
 from orchestrator.prices import Price
 from orchestrator.tools import TOOL_SCHEMAS, BashCall, ToolCallError, format_observation, parse_tool_call
@@ -313,7 +313,7 @@ class AgentRunner:
             return
         self._set(State.TESTING)
         changes = gitops.changed_files(self.ctx.run_repo, self.ctx.base_commit, tip)
-        self.rec.test_changes = test_changes(changes)
+        self.rec.test_changes = find_test_changes(changes)
         if self.rec.test_changes:
             self.log.warning("test_changes", files=list(self.rec.test_changes))
         policy = self.ctx.config.policy

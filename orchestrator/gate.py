@@ -39,6 +39,9 @@ _TEST_CONFIG_FILES = {
 
 @dataclass(frozen=True)
 class TestCounts:
+    """Totals from the runner's report."""
+
+    __test__ = False  # not a pytest test class
     tests: int = 0
     failures: int = 0
     errors: int = 0
@@ -70,7 +73,7 @@ def is_test_path(path: str) -> bool:
     )
 
 
-def test_changes(changes: list[tuple[str, str]]) -> tuple[str, ...]:
+def find_test_changes(changes: list[tuple[str, str]]) -> tuple[str, ...]:
     """Existing tests or test configuration the agent modified or deleted ('A' additions are fine)."""
     return tuple(
         f"{status} {path}" for status, path in changes if status != "A" and is_test_path(path)
