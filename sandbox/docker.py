@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from sandbox.base import (
@@ -73,7 +74,8 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
         pids_limit=lim.pids,
         tmpfs={str(WORKSPACE): _tmpfs(lim.workspace_mb), "/tmp": _tmpfs(lim.tmp_mb),
                str(AGENT_HOME): _tmpfs(lim.home_mb)},
-        volumes={spec.origin: {"bind": str(ORIGIN_MOUNT), "mode": "ro"}},
+        # A Mount (unlike `volumes`) fails on a missing source instead of creating it on the host.
+        mounts=[docker.types.Mount(str(ORIGIN_MOUNT), spec.origin, type="bind", read_only=True)],
         environment={**spec.env, **BASE_ENV},
         labels={LABEL_ALL: "1", LABEL_RUN: spec.run_id, LABEL_AGENT: spec.agent_id,
                 LABEL_ROLE: spec.role},
