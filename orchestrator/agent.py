@@ -138,8 +138,11 @@ class AgentRunner:
         keep = self.ctx.config.keep_containers
         try:
             self._set(State.STARTING)
+            created = time.monotonic()
             self.sandbox = self.ctx.backend.create(self._spec("agent", self.ctx.base_commit))
             self.rec.container_id = self.sandbox.id
+            self.log.info("sandbox_created", container_id=self.sandbox.id, branch=self.rec.branch,
+                          duration_s=round(time.monotonic() - created, 3))
             self._setup()
             try:
                 self.rec.summary = self._tool_loop()
@@ -242,7 +245,7 @@ class AgentRunner:
         try:
             completion = model.complete(messages, TOOL_SCHEMAS)
         except ModelError as exc:
-            ledger.settle(reservation, reservation.usd)  # a failed call may still be billed
+            ledger.release(reservation, billed=True)  # a failed call may still have been billed
             self.rec.cost_usd += reservation.usd
             self.log.error("model_failed", error=str(exc), charged_usd=round(reservation.usd, 6))
             raise _LoopEnded(State.FAILED, f"model call failed: {exc}") from exc

@@ -18,6 +18,7 @@ def agent_entry(rec: AgentRecord) -> dict[str, Any]:
         "reason": rec.reason,
         "branch": rec.branch,
         "tip": rec.tip or None,
+        "container_id": rec.container_id or None,
         "pushed": rec.pushed,
         "tests_passed": rec.tests_passed,
         "tests": None if verdict is None else {

@@ -1,0 +1,136 @@
+"""`fresh-sandbox start` end to end: real Docker, real git, the real openai SDK over loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.sample import SampleRepo
+from orchestrator.testing import Bash, ScriptedModelServer, Submit
+from tests.e2e.conftest import API_KEY, remote_branches
+
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+
+ADD_FEATURE = [
+    Bash("cat inventory/stock.py inventory/cli.py"),
+    Bash(
+        "cat > inventory/cli.py <<'PY'\n"
+        "import sys\n\nfrom inventory.stock import low_stock\n\n\n"
+        "def main(argv: list[str] | None = None) -> int:\n"
+        "    args = sys.argv[1:] if argv is None else argv\n"
+        "    if args[:1] == ['low-stock']:\n"
+        "        print('\\n'.join(low_stock()))\n"
+        "        return 0\n"
+        "    print('usage: inventory low-stock')\n"
+        "    return 2\n"
+        "PY\n"
+        "cat > tests/test_cli.py <<'PY'\n"
+        "from inventory.cli import main\n\n\n"
+        "def test_low_stock_command(capsys):\n"
+        "    assert main(['low-stock']) == 0\n"
+        "    assert capsys.readouterr().out.split() == ['apple', 'plum']\n"
+        "PY\n"
+        "python3 -m pytest -q"
+    ),
+    Submit("Added the low-stock command with a test."),
+]
+
+
+def tool_outputs(server: ScriptedModelServer) -> str:
+    """Everything the model was shown, as one string."""
+    return json.dumps(server.requests)
+
+
+def test_passing_tests_push_the_branch(start: Any, sample_repo: SampleRepo) -> None:
+    with ScriptedModelServer(ADD_FEATURE, expected_key=API_KEY) as server:
+        run = start(server.base_url, "--stream")
+    assert run.exit_code == 0, run.stderr
+    report = run.report()
+    agent = report["agents"][0]
+    assert agent["status"] == "pushed" and agent["pushed"] and agent["tests_passed"]
+    assert agent["tests"]["tests"] == 3 and agent["tests"]["failures"] == 0
+    assert agent["branch"] in remote_branches(sample_repo.remote)
+    shown = subprocess.run(["git", "show", f"{agent['branch']}:tests/test_cli.py"], cwd=sample_repo.remote,
+                           capture_output=True, text=True, check=True).stdout
+    assert "test_low_stock_command" in shown
+    # Spend equals the sum of usage times price ($1 per million tokens both ways).
+    calls = [e for e in run.events() if e["event"] == "model_call"]
+    expected = sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls) / 1e6
+    assert report["totals"]["spent_usd"] == pytest.approx(expected, abs=1e-8)
+    assert agent["cost_usd"] == pytest.approx(expected, abs=1e-8)
+    names = {e["event"] for e in run.events()}
+    assert {"run_started", "state_changed", "plan", "tool_call", "model_call", "tests_finished", "pushed",
+            "run_finished"} <= names
+    assert (run.state_dir / "runs" / report["run_id"] / "report.md").read_text().count("pushed") >= 1
+
+
+def test_failing_tests_push_nothing(start: Any, sample_repo: SampleRepo) -> None:
+    script = [Bash("sed -i 's/count < threshold/count > threshold/' inventory/stock.py"), Submit("Tweaked.")]
+    with ScriptedModelServer(script) as server:
+        run = start(server.base_url)
+    assert run.exit_code == 1
+    agent = run.report()["agents"][0]
+    assert agent["status"] == "tests_failed" and not agent["pushed"] and not agent["tests_passed"]
+    assert "failed" in agent["reason"]
+    assert remote_branches(sample_repo.remote) == ["main"]
+
+
+def test_budget_stops_the_run_without_overspending(start: Any, sample_repo: SampleRepo) -> None:
+    script = [Bash(f"echo step {i}") for i in range(30)]
+    with ScriptedModelServer(script) as server:
+        run = start(server.base_url, budget="0.01")
+        calls = len(server.requests)
+    assert run.exit_code == 3, run.stderr
+    report = run.report()
+    assert report["agents"][0]["status"] == "budget_exhausted"
+    assert 0 < report["totals"]["spent_usd"] <= 0.01
+    assert 1 < calls < 30
+    assert remote_branches(sample_repo.remote) == ["main"]
+
+
+def test_sandbox_has_no_network_and_no_secret(start: Any, sample_repo: SampleRepo) -> None:
+    script = [
+        Bash("ls /sys/class/net; cat /proc/net/route; echo routes-end"),
+        Bash("env; cat /proc/1/environ | tr '\\0' '\\n'; echo env-end"),
+        Bash("git -C /origin config --list; ls -a ~; echo files-end"),
+        Submit("Looked around."),
+    ]
+    with ScriptedModelServer(script) as server:
+        run = start(server.base_url, "--keep")
+        seen = tool_outputs(server)
+    assert "routes-end" in seen and "env-end" in seen and "files-end" in seen
+    assert "eth0" not in seen
+    assert API_KEY not in seen
+    assert API_KEY not in Path(run.state_dir / "runs").joinpath(run.report()["run_id"], "events.jsonl").read_text()
+    inspect = subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}} {{.HostConfig.NetworkMode}}",
+                              _container_of(run)], capture_output=True, text=True, check=True).stdout
+    assert API_KEY not in inspect and "none" in inspect
+    subprocess.run(["docker", "rm", "-f", _container_of(run)], capture_output=True, check=False)
+
+
+def _container_of(run: Any) -> str:
+    for event in run.events():
+        if event["event"] == "sandbox_created":
+            return str(event["container_id"])
+    raise AssertionError("no sandbox_created event")
+
+
+def test_planted_hooks_and_fsmonitor_do_not_run_on_the_host(start: Any, sample_repo: SampleRepo,
+                                                            tmp_path: Path) -> None:
+    marker = tmp_path / "host-marker"
+    plant = (
+        f"for h in post-checkout pre-push reference-transaction post-merge post-commit pre-commit; do "
+        f"printf '#!/bin/sh\\ntouch {marker}\\n' > .git/hooks/$h; chmod +x .git/hooks/$h; done; "
+        f"git config core.fsmonitor 'touch {marker}'; git config diff.external 'touch {marker}'; "
+        f"printf '* filter=evil\\n' > .gitattributes; git config filter.evil.clean 'touch {marker}; cat'"
+    )
+    script = [Bash(plant), Bash("echo 'X = 1' > inventory/extra.py"), Submit("Added a constant.")]
+    with ScriptedModelServer(script) as server:
+        run = start(server.base_url)
+    assert run.exit_code == 0, run.stderr
+    assert run.report()["agents"][0]["pushed"]
+    assert not marker.exists()
