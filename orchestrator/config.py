@@ -67,7 +67,7 @@ class Policy(_Strict):
     agent_timeout_minutes: float = Field(60.0, gt=0)
     runtime: str | None = None
     image: str = "fresh-sandbox/agent:latest"
-    limits: LimitsPolicy = Field(default_factory=LimitsPolicy)
+    limits: LimitsPolicy = Field(default_factory=lambda: LimitsPolicy.model_validate({}))
     allow_test_changes: bool = False
 
     @field_validator("test_command")
