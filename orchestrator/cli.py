@@ -272,6 +272,3 @@ def reap(run: Optional[str] = typer.Option(None, help="Only this run's container
 
 # Commands of other areas register themselves on `app` (each module keeps heavy imports lazy).
 from orchestrator import cli_operator, cli_tasks  # noqa: E402,F401
-
-if __name__ == "__main__":
-    app()

@@ -54,7 +54,7 @@ def run_cli(args: list[str], *, base_url: str = "", cwd: Path | None = None, tim
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FRESH_"))}
     env.update(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base_url or "http://127.0.0.1:9/v1")
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
