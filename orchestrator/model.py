@@ -101,25 +101,57 @@ class OpenAIModel:
             max_retries=max_retries,
             http_client=http_client,
         )
-        self.base_url = str(self._client.base_url)
+        self.base_url = str(self._client.base_url).rstrip("/")
+        self._token_limit_param = "max_completion_tokens"
+        self._token_limit_switched = False
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
         """Send the conversation with the tools; raises ModelError with a hint."""
+        import httpx2
         import openai
 
         try:
-            if self.stream:
-                return self._complete_streaming(messages, tools)
-            return self._complete_once(messages, tools)
+            try:
+                return self._call(messages, tools)
+            except openai.BadRequestError as exc:
+                if not self._switch_token_limit(exc):
+                    raise
+                return self._call(messages, tools)
         except openai.OpenAIError as exc:
             raise self._translate(exc) from exc
+        except httpx2.TransportError as exc:
+            # Not retried by the SDK: the answer broke off mid-way (and was probably billed).
+            raise ModelError(
+                f"the connection to model {self.name} at {self.base_url} broke mid-answer: {type(exc).__name__}",
+                hint="the endpoint or the network dropped the answer; the call counts as spent",
+            ) from exc
+        except ValueError as exc:  # JSON that does not parse, events that are not JSON
+            raise self._malformed(f"unreadable response ({exc})") from exc
+
+    def _call(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
+        if self.stream:
+            return self._complete_streaming(messages, tools)
+        return self._complete_once(messages, tools)
+
+    def _switch_token_limit(self, exc: Any) -> bool:
+        """Switch max_completion_tokens <-> max_tokens once if the server named ours as unsupported.
+
+        OpenAI's newer models only take max_completion_tokens; some compatible servers only
+        take max_tokens. Either way the output stays capped, which the budget relies on.
+        """
+        if self._token_limit_switched or self._token_limit_param not in str(getattr(exc, "message", "")):
+            return False
+        self._token_limit_switched = True
+        other = "max_tokens" if self._token_limit_param == "max_completion_tokens" else "max_completion_tokens"
+        self._token_limit_param = other
+        return True
 
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         # The output cap is what makes the ledger's worst case an upper bound, so it is always sent.
         request: dict[str, Any] = {
             "model": self.name,
             "messages": messages,
-            "max_completion_tokens": self.max_output_tokens,
+            self._token_limit_param: self.max_output_tokens,
         }
         if tools:
             request["tools"] = tools
@@ -152,6 +184,13 @@ class OpenAIModel:
         with stream:
             for chunk in stream:
                 assembly.add(chunk)
+        if not assembly.chunks:
+            raise self._malformed("the stream carried no events")
+        if assembly.finish_reason is None and assembly.usage is None:
+            raise ModelError(
+                f"the answer of model {self.name} at {self.base_url} broke off mid-stream",
+                hint="the endpoint or the network dropped the answer; the call counts as spent",
+            )
         return Completion(
             content=assembly.content(),
             tool_calls=assembly.tool_calls(),
@@ -189,7 +228,7 @@ def translate_error(exc: openai.OpenAIError, *, model: str, base_url: str) -> Mo
         return ModelError(f"{where} timed out", hint="the endpoint is slow or stuck; retry later or raise the timeout")
     if isinstance(exc, openai.APIConnectionError):
         return ModelError(
-            f"model endpoint unreachable: {base_url}",
+            f"model endpoint unreachable (or it dropped the connection): {base_url}",
             hint="check OPENAI_BASE_URL (or --base-url) and that the server is running",
         )
     if isinstance(exc, openai.APIStatusError):
@@ -249,8 +288,10 @@ class _StreamAssembly:
         self._calls: dict[int, dict[str, Any]] = {}
         self.usage: Any = None
         self.finish_reason: str | None = None
+        self.chunks = 0
 
     def add(self, chunk: Any) -> None:
+        self.chunks += 1
         if getattr(chunk, "usage", None) is not None:
             self.usage = chunk.usage
         for choice in getattr(chunk, "choices", None) or []:
