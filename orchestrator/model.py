@@ -326,3 +326,7 @@ class _StreamAssembly:
             ToolCall(id=call["id"], name=call["name"], arguments="".join(call["arguments"]))
             for _, call in sorted(self._calls.items())
         )
+
+
+def _conforms(model: OpenAIModel) -> Model:
+    return model  # mypy fails here if OpenAIModel drifts from the protocol

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 
 from orchestrator.errors import ModelError
@@ -17,9 +18,26 @@ from orchestrator.tools import TOOL_SCHEMAS
 KEY = "sk-test-key"
 
 
+_shared: list[httpx2.Client] = []
+
+
+def shared_client() -> httpx2.Client:
+    # One client for the module: building one costs ~40 ms (its TLS context), 30 tests add up.
+    if not _shared:
+        _shared.append(httpx2.Client())
+    return _shared[0]
+
+
 def model(srv: ScriptedModelServer, *, stream: bool = False, max_retries: int = 0, **kwargs: Any) -> OpenAIModel:
     return OpenAIModel(
-        "scripted", api_key=KEY, base_url=srv.base_url, stream=stream, max_retries=max_retries, timeout_s=5, **kwargs
+        "scripted",
+        api_key=KEY,
+        base_url=srv.base_url,
+        stream=stream,
+        max_retries=max_retries,
+        timeout_s=5,
+        http_client=shared_client(),
+        **kwargs,
     )
 
 
@@ -27,11 +45,11 @@ def ask(m: OpenAIModel, task: str = "task") -> Completion:
     return m.complete([{"role": "user", "content": task}], TOOL_SCHEMAS)
 
 
-@pytest.fixture
-def server(request: pytest.FixtureRequest) -> Iterator[ScriptedModelServer]:
-    turns: list[Turn] = request.param
-    with ScriptedModelServer(turns, expected_key=KEY, prompt_tokens=123, completion_tokens=7) as srv:
-        yield srv
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_client() -> Iterator[None]:
+    yield
+    while _shared:
+        _shared.pop().close()
 
 
 @pytest.mark.parametrize("stream", [False, True])
