@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
-from orchestrator.errors import ModelError
+from orchestrator.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     import httpx2
@@ -93,14 +93,19 @@ class OpenAIModel:
         self.name = name
         self.max_output_tokens = max_output_tokens
         self.stream = stream
+        if not api_key:
+            raise ConfigError(f"no API key for model {name}", hint="set OPENAI_API_KEY")
         # base_url=None lets the SDK fall back to OPENAI_BASE_URL, then api.openai.com.
-        self._client = openai.OpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout_s,
-            max_retries=max_retries,
-            http_client=http_client,
-        )
+        try:
+            self._client = openai.OpenAI(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout_s,
+                max_retries=max_retries,
+                http_client=http_client,
+            )
+        except openai.OpenAIError as exc:
+            raise ConfigError(f"cannot set up the client for model {name}: {exc}", hint="check OPENAI_BASE_URL") from exc
         self.base_url = str(self._client.base_url).rstrip("/")
         self._token_limit_param = "max_completion_tokens"
         self._token_limit_switched = False

@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from orchestrator.errors import ModelError
+from orchestrator.errors import ConfigError, ModelError
 from orchestrator.model import Completion, OpenAIModel, ToolCall, Usage
 from orchestrator.testing import Bash, Fail, Hangup, RawToolCall, Say, ScriptedModelServer, Submit, Turn
 from orchestrator.tools import TOOL_SCHEMAS
@@ -191,3 +191,9 @@ def test_a_dropped_answer_is_a_model_error(stream: bool) -> None:
         with pytest.raises(ModelError) as info:
             ask(model(srv, stream=stream))
     assert "spent" in info.value.hint or "OPENAI_BASE_URL" in info.value.hint
+
+
+def test_an_empty_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        OpenAIModel("scripted", api_key="", base_url="http://127.0.0.1:9/v1")
+    assert "OPENAI_API_KEY" in info.value.hint
