@@ -94,9 +94,13 @@ class AgentRecord:
 
 
 class Decisions(Protocol):
-    """Where approvals and stop requests come from (the store, in a real run)."""
+    """Where approvals, pauses and stop requests come from (the store, in a real run)."""
 
-    def stop_requested(self, agent_id: str) -> bool: ...
+    def stop_reason(self, agent_id: str) -> str | None:
+        """Why the agent must stop now (a stop command, a closing run window), or None."""
+        ...
+
+    def paused(self, agent_id: str) -> bool: ...
 
     def approval(self, agent_id: str) -> bool | None:
         """True approved, False rejected, None not decided yet."""
@@ -158,9 +162,38 @@ class AgentRunner:
             self.log.exception("agent_crashed")
             self._finish(State.FAILED, f"internal error: {exc!r}")
         finally:
-            if self.sandbox is not None and not keep:
-                self.sandbox.remove()
-                self.log.info("sandbox_removed")
+            if self.rec.state != State.AWAITING_APPROVAL and not keep:
+                self.release_sandbox()
+        return self.rec
+
+    def release_sandbox(self) -> None:
+        """Remove the agent's sandbox (idempotent)."""
+        if self.sandbox is not None:
+            self.sandbox.remove()
+            self.sandbox = None
+            self.log.info("sandbox_removed")
+
+    def skip(self, state: State, reason: str) -> AgentRecord:
+        """End an agent that never started (budget, stop, closed window)."""
+        self._finish(state, reason)
+        return self.rec
+
+    def conclude(self, approved: bool | None, reason: str = "") -> AgentRecord:
+        """Finish an agent that waited for a person: push on approval, else keep the work unpushed."""
+        try:
+            if approved is True:
+                self.log.info("approved")
+                self._push()
+            elif approved is False:
+                self._finish(State.REJECTED, "rejected by a person")
+            else:
+                self._finish(State.STOPPED, reason or "stopped while awaiting approval; work kept in the run repository")
+        except (FreshError, SandboxError) as exc:
+            self.log.error("push_failed", error=str(exc))
+            self._finish(State.FAILED, str(exc))
+        finally:
+            if not self.ctx.config.keep_containers:
+                self.release_sandbox()
         return self.rec
 
     def _set(self, state: State, reason: str = "") -> None:
@@ -195,12 +228,17 @@ class AgentRunner:
             raise FreshError("the setup command failed", hint=result.text()[-500:])
 
     # -- the tool loop ---------------------------------------------------
-    def _tool_loop(self) -> str:
+    def first_messages(self) -> list[dict[str, Any]]:
+        """The conversation's opening: system prompt and task."""
         policy = self.ctx.config.policy
-        messages: list[dict[str, Any]] = [
+        return [
             {"role": "system", "content": prompts.system_prompt(policy.test_command, policy.command_timeout_s)},
             {"role": "user", "content": prompts.task_prompt(self.rec.task)},
         ]
+
+    def _tool_loop(self) -> str:
+        policy = self.ctx.config.policy
+        messages = self.first_messages()
         self._set(State.ANALYSIS)
         for _ in range(policy.max_steps):
             self._check_limits()
@@ -228,8 +266,15 @@ class AgentRunner:
         raise _LoopEnded(State.FAILED, f"step limit of {policy.max_steps} reached without submit")
 
     def _check_limits(self) -> None:
-        if self.ctx.decisions.stop_requested(self.rec.agent_id):
-            raise _LoopEnded(State.STOPPED, "stopped on request")
+        decisions, agent_id = self.ctx.decisions, self.rec.agent_id
+        if decisions.paused(agent_id):
+            self.log.info("paused")
+            while decisions.paused(agent_id) and not decisions.stop_reason(agent_id):
+                threading.Event().wait(0.25)
+            self.log.info("resumed")
+        reason = decisions.stop_reason(agent_id)
+        if reason:
+            raise _LoopEnded(State.STOPPED, reason)
         if time.monotonic() > self.deadline:
             raise _LoopEnded(State.TIMED_OUT, "wall-clock limit reached")
 
@@ -335,26 +380,19 @@ class AgentRunner:
             self._finish(State.TESTS_FAILED, verdict.reason)
             return
         needs_person = policy.approval or (bool(self.rec.test_changes) and not policy.allow_test_changes)
-        if needs_person and not self._await_approval():
+        if needs_person:
+            # The supervisor takes over: waiting holds no slot, and `conclude` pushes or discards.
+            reason = "tests passed; waiting for a person"
+            if self.rec.test_changes:
+                reason += " (existing tests changed)"
+            self._set(State.AWAITING_APPROVAL, reason)
             return
+        self._push()
+
+    def _push(self) -> None:
         self._set(State.PUSHING)
         if not gitops.remote_has_branch(self.ctx.remote_url, self.rec.branch):
             gitops.push_branch(self.ctx.run_repo, self.ctx.remote_url, self.rec.branch)
         self.rec.pushed = True
-        self.log.info("pushed", branch=self.rec.branch, tip=tip, remote=self.ctx.remote_url)
+        self.log.info("pushed", branch=self.rec.branch, tip=self.rec.tip, remote=self.ctx.remote_url)
         self._finish(State.PUSHED, "tests passed; branch pushed")
-
-    def _await_approval(self) -> bool:
-        self._set(State.AWAITING_APPROVAL)
-        while True:
-            decision = self.ctx.decisions.approval(self.rec.agent_id)
-            if decision is True:
-                self.log.info("approved")
-                return True
-            if decision is False:
-                self._finish(State.REJECTED, "rejected by a person")
-                return False
-            if self.ctx.decisions.stop_requested(self.rec.agent_id) or time.monotonic() > self.ctx.run_deadline:
-                self._finish(State.STOPPED, "stopped while awaiting approval; work kept in the run repository")
-                return False
-            threading.Event().wait(0.5)

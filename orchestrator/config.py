@@ -9,11 +9,14 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from orchestrator.schedule import Schedule
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -69,6 +72,10 @@ class Policy(_Strict):
     image: str = "fresh-sandbox/agent:latest"
     limits: LimitsPolicy = Field(default_factory=lambda: LimitsPolicy.model_validate({}))
     allow_test_changes: bool = False
+    schedule: str = "any"  # any | overnight | workhours
+    work_hours: str = "09:00-18:00"
+    work_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    min_useful_calls: int = Field(3, ge=1)  # an agent starts only if the budget covers this many calls
 
     @field_validator("test_command")
     @classmethod
@@ -76,6 +83,22 @@ class Policy(_Strict):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+
+    @model_validator(mode="after")
+    def _schedule_parses(self) -> "Policy":
+        from orchestrator.schedule import Schedule
+
+        try:
+            Schedule.parse(self.schedule, self.work_hours, self.work_days)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from exc
+        return self
+
+    def run_schedule(self) -> "Schedule":
+        from orchestrator.schedule import Schedule
+
+        return Schedule.parse(self.schedule, self.work_hours, self.work_days)
 
 
 def available_policies() -> list[str]:

@@ -46,6 +46,16 @@ CREATE TABLE IF NOT EXISTS agents (
     updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, agent_id)
 );
+CREATE TABLE IF NOT EXISTS ledger (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    reservation_id INTEGER,
+    usd REAL,
+    at REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL,
@@ -128,6 +138,24 @@ class Store:
             "SELECT a.* FROM agents a JOIN runs r USING (run_id) WHERE a.agent_id=? "
             "ORDER BY r.started_at DESC LIMIT 1", (agent_id,))
         return dict(rows[0]) if rows else None
+
+    # -- ledger --------------------------------------------------------------
+    def record_ledger(self, run_id: str, seq: int, kind: str, agent_id: str,
+                      reservation_id: int | None, usd: float | None) -> None:
+        self._exec("INSERT OR REPLACE INTO ledger VALUES (?,?,?,?,?,?,?)",
+                   (run_id, seq, kind, agent_id, reservation_id, usd, time.time()))
+
+    def spent_by_agent(self, run_id: str) -> dict[str, float]:
+        """What each agent has spent, counting a reservation left open (a crash mid-call) as spent."""
+        rows = self._exec(
+            "SELECT r.agent_id, r.usd AS reserved, s.usd AS settled FROM ledger r "
+            "LEFT JOIN ledger s ON s.run_id=r.run_id AND s.kind='settle' AND s.reservation_id=r.reservation_id "
+            "WHERE r.run_id=? AND r.kind='reserve'", (run_id,))
+        spent: dict[str, float] = {}
+        for row in rows:
+            usd = row["settled"] if row["settled"] is not None else row["reserved"]
+            spent[row["agent_id"]] = spent.get(row["agent_id"], 0.0) + float(usd or 0.0)
+        return spent
 
     # -- commands ------------------------------------------------------------
     def send(self, run_id: str, command: str, agent_id: str | None = None) -> int:

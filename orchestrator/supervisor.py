@@ -14,7 +14,8 @@ import secrets
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,11 +23,12 @@ from typing import Any
 
 from orchestrator import gitops, report
 from orchestrator.agent import AgentContext, AgentRecord, AgentRunner, State
-from orchestrator.budget import Ledger
+from orchestrator.budget import Ledger, LedgerEntry, worst_case_usd
 from orchestrator.config import RunConfig
 from orchestrator.model import Model
 from orchestrator.prices import Price
 from orchestrator.store import Store
+from orchestrator.tools import TOOL_SCHEMAS
 from sandbox.base import Backend
 
 EXIT_OK = 0
@@ -50,30 +52,66 @@ def run_dir(state_dir: Path, run_id: str) -> Path:
 
 
 class StoreDecisions:
-    """Approvals and stop requests, read from commands other terminals put in the store."""
+    """Approvals, pauses and stops: commands other terminals put in the store, plus the run's own."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
         self.stop_all = threading.Event()
+        self._run_stop_reason = "stopped on request"
         self._stopped: set[str] = set()
+        self._paused: set[str] = set()
+        self._run_paused = False
         self._verdicts: dict[str, bool] = {}
         self._lock = threading.Lock()
+        self._last_poll = 0.0
 
-    def poll(self) -> None:
+    def stop_run(self, reason: str) -> None:
+        """Every agent stops at its next step; nothing new starts."""
+        self._run_stop_reason = reason
+        self.stop_all.set()
+
+    def poll(self, force: bool = False) -> None:
+        """Apply new commands from the store (at most every 0.2 s unless forced)."""
         with self._lock:
+            if not force and time.monotonic() - self._last_poll < 0.2:
+                return
+            self._last_poll = time.monotonic()
             for cmd in self.store.pending(self.run_id):
-                if cmd.command == "stop" and cmd.agent_id is None:
-                    self.stop_all.set()
-                elif cmd.command == "stop" and cmd.agent_id:
-                    self._stopped.add(cmd.agent_id)
-                elif cmd.command in ("approve", "reject") and cmd.agent_id:
-                    self._verdicts[cmd.agent_id] = cmd.command == "approve"
+                self._apply(cmd.command, cmd.agent_id)
                 self.store.mark_done(cmd.id)
 
-    def stop_requested(self, agent_id: str) -> bool:
+    def _apply(self, command: str, agent_id: str | None) -> None:
+        if command == "stop":
+            if agent_id is None:
+                self._run_stop_reason = "stopped on request"
+                self.stop_all.set()
+            else:
+                self._stopped.add(agent_id)
+        elif command in ("pause", "resume"):
+            pausing = command == "pause"
+            if agent_id is None:
+                self._run_paused = pausing
+            elif pausing:
+                self._paused.add(agent_id)
+            else:
+                self._paused.discard(agent_id)
+        elif command in ("approve", "reject") and agent_id:
+            self._verdicts[agent_id] = command == "approve"
+
+    def stop_reason(self, agent_id: str) -> str | None:
         self.poll()
-        return self.stop_all.is_set() or agent_id in self._stopped
+        if self.stop_all.is_set():
+            return self._run_stop_reason
+        return "stopped on request" if agent_id in self._stopped else None
+
+    def paused(self, agent_id: str) -> bool:
+        self.poll()
+        return self._run_paused or agent_id in self._paused
+
+    @property
+    def run_paused(self) -> bool:
+        return self._run_paused
 
     def approval(self, agent_id: str) -> bool | None:
         self.poll()
@@ -106,6 +144,8 @@ class Supervisor:
         self.log = log.bind(run=run_id)
         self.dir = run_dir(config.state_dir, run_id)
         self.decisions = StoreDecisions(store, run_id)
+        self.schedule = config.policy.run_schedule()
+        self._started_any = False
 
     def run(self) -> RunResult:
         """Preflight, run every task, write the report. Raises FreshError only before anything starts."""
@@ -117,25 +157,103 @@ class Supervisor:
         started = time.monotonic()
         self.store.start_run(self.run_id, str(user.path), policy.budget_usd, os.getpid(), {
             "model": policy.model, "policy": policy.name, "base_commit": user.head,
-            "tasks": [t.title for t in self.config.tasks],
+            "base_branch": user.branch, "tasks": [t.title for t in self.config.tasks],
+            "hours": policy.hours, "agents": policy.agents,
         })
         self.log.info("run_started", repo=str(user.path), base_commit=user.head, model=policy.model,
                       budget_usd=policy.budget_usd, agents=min(policy.agents, len(self.config.tasks)),
-                      tasks=len(self.config.tasks), policy=policy.name)
-        ledger = Ledger(policy.budget_usd)
+                      tasks=len(self.config.tasks), policy=policy.name, schedule=policy.schedule)
+        ledger = Ledger(policy.budget_usd, on_change=self._persist_ledger)
         ctx = AgentContext(
             config=self.config, run_id=self.run_id, backend=self.backend, model=self.model,
             price=self.price, ledger=ledger, run_repo=run_repo, base_commit=user.head,
             remote_url=user.remote_url, decisions=self.decisions,
             on_change=self._persist, run_deadline=started + policy.hours * 3600,
         )
-        records = self._records(ledger)
+        runners = [AgentRunner(ctx, rec, self.log) for rec in self._records(ledger)]
         with self._signals():
-            with ThreadPoolExecutor(max_workers=min(policy.agents, len(records)),
-                                    thread_name_prefix="agent") as pool:
-                done = list(pool.map(lambda rec: AgentRunner(ctx, rec, self.log).run(), records))
+            done = self._drive(runners, ledger, ctx.run_deadline)
         return self._finish(done, ledger)
 
+    # -- the main loop -------------------------------------------------------
+    def _drive(self, runners: list[AgentRunner], ledger: Ledger, deadline: float) -> list[AgentRecord]:
+        """Start agents while slots, budget, time and the run window allow; settle approvals."""
+        queue = deque(runners)
+        slots = min(self.config.policy.agents, len(runners)) or 1
+        running: dict[Future[AgentRecord], AgentRunner] = {}
+        waiting: dict[str, AgentRunner] = {}
+        finishing: dict[Future[AgentRecord], AgentRunner] = {}
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="agent") as pool, \
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="push") as pushers:
+            while queue or running or waiting or finishing:
+                self._watch_limits(deadline)
+                stopping = self.decisions.stop_all.is_set()
+                if stopping:
+                    reason = self.decisions.stop_reason("") or "stopped"
+                    while queue:
+                        queue.popleft().skip(State.STOPPED, f"not started: {reason}")
+                elif self._may_start():
+                    while queue and len(running) < slots:
+                        runner = queue.popleft()
+                        shortfall = self._unaffordable(runner, ledger)
+                        if shortfall:
+                            runner.skip(State.BUDGET_EXHAUSTED, shortfall)
+                            continue
+                        running[pool.submit(runner.run)] = runner
+                for agent_id, runner in list(waiting.items()):
+                    verdict = self.decisions.approval(agent_id)
+                    stop = self.decisions.stop_reason(agent_id)
+                    if verdict is not None or stop:
+                        del waiting[agent_id]
+                        finishing[pushers.submit(runner.conclude, verdict, stop or "")] = runner
+                if not (running or finishing):
+                    threading.Event().wait(0.25)
+                    continue
+                ready, _ = wait([*running, *finishing], timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in ready:
+                    runner = running.pop(future) if future in running else finishing.pop(future)
+                    if runner.rec.state == State.AWAITING_APPROVAL:
+                        waiting[runner.rec.agent_id] = runner
+                self.store.set_spent(self.run_id, ledger.spent_usd)
+        return [runner.rec for runner in runners]
+
+    def _watch_limits(self, deadline: float) -> None:
+        """Turn the run's deadline and a closing run window into a drain."""
+        if self.decisions.stop_all.is_set():
+            return
+        if time.monotonic() > deadline:
+            self.log.warning("run_deadline_reached")
+            self.decisions.stop_run("the run's time limit was reached; work kept")
+        elif not self.schedule.is_open(datetime.now()) and self._started_any:
+            self.log.warning("run_window_closed", schedule=self.schedule.mode)
+            self.decisions.stop_run("the run window closed; work kept")
+
+    def _may_start(self) -> bool:
+        """New agents start only while the run window is open and the run is not paused."""
+        if self.decisions.run_paused:
+            return False
+        if not self.schedule.is_open(datetime.now()):
+            if not self._started_any:
+                opens = self.schedule.next_change(datetime.now())
+                self.log.info("waiting_for_window", opens=opens.isoformat() if opens else None)
+            return False
+        self._started_any = True
+        return True
+
+    def _unaffordable(self, runner: AgentRunner, ledger: Ledger) -> str:
+        """Why the remaining budget cannot cover a minimum useful run of this agent ('' if it can)."""
+        policy = self.config.policy
+        first = worst_case_usd(runner.first_messages(), TOOL_SCHEMAS, self.model.max_output_tokens, self.price)
+        needed = first * policy.min_useful_calls
+        remaining = min(ledger.remaining_usd, self.config.agent_budget_usd)
+        if remaining >= needed:
+            return ""
+        self.log.warning("agent_not_started", agent=runner.rec.agent_id, needed_usd=round(needed, 6),
+                         remaining_usd=round(remaining, 6))
+        return (f"not started: ${remaining:.4f} left cannot cover {policy.min_useful_calls} calls "
+                f"(${needed:.4f})")
+
+    # -- persistence -----------------------------------------------------------
     def _records(self, ledger: Ledger) -> list[AgentRecord]:
         records = []
         for index, task in enumerate(self.config.tasks, start=1):
@@ -156,6 +274,11 @@ class Supervisor:
             "pushed": int(rec.pushed), "tests_passed": int(rec.tests_passed), "started_at": rec.started_at,
         })
 
+    def _persist_ledger(self, entry: LedgerEntry) -> None:
+        if entry.kind != "open":
+            self.store.record_ledger(self.run_id, entry.seq, entry.kind, entry.agent_id,
+                                     entry.reservation_id, entry.usd)
+
     def _signals(self) -> Any:
         supervisor = self
 
@@ -172,7 +295,7 @@ class Supervisor:
                     supervisor.log.warning("second_interrupt_exiting")
                     os._exit(130)
                 supervisor.log.warning("stopping", signal=signal.Signals(signum).name)
-                supervisor.decisions.stop_all.set()
+                supervisor.decisions.stop_run(f"stopped by {signal.Signals(signum).name}; work kept")
 
             def __exit__(self, *exc: object) -> None:
                 for sig, handler in self.previous.items():

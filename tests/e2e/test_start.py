@@ -80,16 +80,28 @@ def test_failing_tests_push_nothing(start: Any, sample_repo: SampleRepo) -> None
 
 
 def test_budget_stops_the_run_without_overspending(start: Any, sample_repo: SampleRepo) -> None:
-    script = [Bash(f"echo step {i}") for i in range(30)]
+    script = [Bash(f"echo step {i} > step.txt") for i in range(60)]
     with ScriptedModelServer(script) as server:
-        run = start(server.base_url, budget="0.01")
+        run = start(server.base_url, budget="0.05", price="2/2")
         calls = len(server.requests)
     assert run.exit_code == 3, run.stderr
     report = run.report()
     assert report["agents"][0]["status"] == "budget_exhausted"
-    assert 0 < report["totals"]["spent_usd"] <= 0.01
-    assert 1 < calls < 30
+    assert 0 < report["totals"]["spent_usd"] <= 0.05
+    assert 3 <= calls < 40
     assert remote_branches(sample_repo.remote) == ["main"]
+    # The work so far is kept (imported into the run repository), never pushed.
+    assert any(e["event"] == "work_kept" for e in run.events())
+
+
+def test_budget_too_small_for_a_useful_run_starts_nothing(start: Any, sample_repo: SampleRepo) -> None:
+    with ScriptedModelServer([Bash("true")]) as server:
+        run = start(server.base_url, budget="0.001")
+        calls = len(server.requests)
+    assert run.exit_code == 3
+    agent = run.report()["agents"][0]
+    assert agent["status"] == "budget_exhausted" and "not started" in agent["reason"]
+    assert calls == 0 and run.report()["totals"]["spent_usd"] == 0
 
 
 def test_sandbox_has_no_network_and_no_secret(start: Any, sample_repo: SampleRepo) -> None:
