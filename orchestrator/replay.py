@@ -158,7 +158,7 @@ class ReplayModel:
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
         """The recorded answer for this conversation and turn; ModelError if none was recorded."""
         conversation, turn = first_user_text(messages), turn_index(messages)
-        entry = self._calls.get((conversation, turn))
+        entry = self._calls.get((conversation, turn)) or self._calls.get((self._same_task(conversation), turn))
         if entry is None:
             raise ModelError(
                 f"the recording {self.path} has no answer for turn {turn} of task {conversation[:80]!r}",
@@ -171,6 +171,15 @@ class ReplayModel:
             error = entry["error"]
             raise ModelError(str(error.get("message", "recorded model error")), hint=str(error.get("hint", "")))
         return completion_from_json(entry["completion"])
+
+
+    def _same_task(self, conversation: str) -> str:
+        """The one recorded conversation whose first line (the task's title) matches, else ''.
+
+        Lets a recording outlive a rewording of the prompt around the task."""
+        head = conversation.split("\n", 1)[0]
+        matches = {key for key, _ in self._calls if key.split("\n", 1)[0] == head}
+        return matches.pop() if len(matches) == 1 else ""
 
 
 def recording_path(state_dir: Path, run_id: str) -> Path:

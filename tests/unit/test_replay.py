@@ -90,6 +90,12 @@ def test_divergent_requests_are_noted_but_answered(recorded: tuple[Path, Any]) -
     assert replay.diverged == [("Task: A", 1)]
 
 
+def test_a_reworded_prompt_around_the_same_task_still_replays(recorded: tuple[Path, Any]) -> None:
+    path, answers = recorded
+    messages = [{"role": "user", "content": "Task: A\n\nA new paragraph of instructions."}]
+    assert ReplayModel(path).complete(messages, TOOL_SCHEMAS) == answers["A"][0]
+
+
 def test_an_unrecorded_request_is_a_model_error(recorded: tuple[Path, Any]) -> None:
     path, _ = recorded
     with pytest.raises(ModelError) as caught:
