@@ -85,6 +85,12 @@ class RecordingModel:
         self._lock = threading.Lock()
         self._started = False
 
+    def preflight(self) -> None:
+        """The inner model's start-up check, when it has one (the run calls it before starting)."""
+        check = getattr(self.inner, "preflight", None)
+        if callable(check):
+            check()
+
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
         """Call the inner model; record the answer, or the ModelError it raised."""
         entry: dict[str, Any] = {

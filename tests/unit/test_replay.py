@@ -143,6 +143,19 @@ def test_recording_is_thread_safe(tmp_path: Path) -> None:
     assert len(lines) == 1 + 8 * 20 and sum(1 for line in lines if line["kind"] == "meta") == 1
 
 
+def test_the_inner_preflight_is_passed_through(tmp_path: Path) -> None:
+    class _Checked(_Echo):
+        checked = 0
+
+        def preflight(self) -> None:
+            self.checked += 1
+
+    inner = _Checked()
+    RecordingModel(inner, tmp_path / "model.jsonl").preflight()
+    RecordingModel(_Echo(), tmp_path / "model.jsonl").preflight()  # none: nothing to do
+    assert inner.checked == 1
+
+
 def test_no_file_until_the_first_call(tmp_path: Path) -> None:
     RecordingModel(_Echo(), tmp_path / "sub" / "model.jsonl")
     assert not (tmp_path / "sub").exists()
