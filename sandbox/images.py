@@ -44,17 +44,18 @@ def build_images(
     force: bool = False,
     mirror: str = DEFAULT_MIRROR,
     log: Log = print,
+    tag: str = AGENT_IMAGE,
 ) -> str:
-    """Build AGENT_IMAGE (from `base_image`, or from the offline base built first); returns its name."""
+    """Build the agent image `tag` (from `base_image`, or from the offline base built first)."""
     client = connect()
     if base_image is None:
         build_offline_base(force=force, mirror=mirror, log=log)
         base_image = OFFLINE_BASE_IMAGE
-    if not force and _image_exists(client, AGENT_IMAGE):
-        log(f"{AGENT_IMAGE} exists; pass force to rebuild")
-        return AGENT_IMAGE
-    _build_agent(client, base_image, extra_ca, log)
-    return AGENT_IMAGE
+    if not force and _image_exists(client, tag):
+        log(f"{tag} exists; pass force to rebuild")
+        return tag
+    _build_agent(client, base_image, extra_ca, tag, log)
+    return tag
 
 
 def build_offline_base(*, force: bool = False, mirror: str = DEFAULT_MIRROR, log: Log = print) -> None:
@@ -110,18 +111,16 @@ def _import_tree(root: Path, name: str) -> None:
     """`tar -C root -c . | docker import - name`, through the CLI (it streams the tar)."""
     tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
     try:
-        _run_with_stdin(["docker", "import", "-", name], tar)
+        proc = subprocess.run(["docker", "import", "-", name], stdin=tar.stdout,
+                              capture_output=True, text=True)
     finally:
         tar.wait()
-
-
-def _run_with_stdin(argv: list[str], feeder: "subprocess.Popen[bytes]") -> None:
-    proc = subprocess.run(argv, stdin=feeder.stdout, capture_output=True, text=True)
-    if proc.returncode != 0:
+    if proc.returncode != 0 or tar.returncode != 0:
         raise ImageBuildFailed(f"docker import failed: {proc.stderr[-2000:]}")
 
 
-def _build_agent(client: docker.DockerClient, base_image: str, extra_ca: Path | None, log: Log) -> None:
+def _build_agent(client: docker.DockerClient, base_image: str, extra_ca: Path | None, tag: str,
+                 log: Log) -> None:
     """Build images/agent/Dockerfile in a temp context holding extra-ca/."""
     with tempfile.TemporaryDirectory(prefix="fresh-sandbox-ctx.") as ctx:
         shutil.copy(IMAGES_DIR / "agent" / "Dockerfile", Path(ctx) / "Dockerfile")
@@ -132,21 +131,22 @@ def _build_agent(client: docker.DockerClient, base_image: str, extra_ca: Path | 
                 raise ImageBuildFailed(f"extra CA {extra_ca} is not a file")
             # update-ca-certificates only picks up files ending in .crt
             shutil.copy(extra_ca, ca_dir / "extra-ca.crt")
-        log(f"building {AGENT_IMAGE} FROM {base_image}")
-        _docker_build(client, ctx, base_image, log)
+        log(f"building {tag} FROM {base_image}")
+        _docker_build(client, ctx, base_image, tag, log)
 
 
-def _docker_build(client: docker.DockerClient, ctx: str, base_image: str, log: Log) -> None:
+def _docker_build(client: docker.DockerClient, ctx: str, base_image: str, tag: str,
+                  log: Log) -> None:
     try:
-        for chunk in client.api.build(path=ctx, tag=AGENT_IMAGE, buildargs={"BASE": base_image},
+        for chunk in client.api.build(path=ctx, tag=tag, buildargs={"BASE": base_image},
                                       rm=True, forcerm=True, decode=True):
             if "stream" in chunk and chunk["stream"].strip():
                 log(chunk["stream"].rstrip())
             if "error" in chunk:
-                raise ImageBuildFailed(f"building {AGENT_IMAGE} failed: {chunk['error'].strip()}",
+                raise ImageBuildFailed(f"building {tag} failed: {chunk['error'].strip()}",
                                        hint=f"is {base_image} available (pulled or built)?")
     except docker.errors.APIError as exc:
-        raise ImageBuildFailed(f"building {AGENT_IMAGE} failed: {exc}") from exc
+        raise ImageBuildFailed(f"building {tag} failed: {exc}") from exc
 
 
 def _image_exists(client: docker.DockerClient, name: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import pytest
@@ -220,3 +222,62 @@ def test_failed_create_leaves_no_container(backend: DockerBackend,
     with pytest.raises(SandboxError):
         backend.create(make_spec(run_id=run, origin="/nonexistent/origin.git"))
     assert backend.sandbox_ids(run) == []
+
+
+# -- images ------------------------------------------------------------------------
+
+def test_registry_path_builds_from_a_given_base_with_extra_ca(
+        backend: DockerBackend, agent_image: str, tmp_path: Path) -> None:
+    """The registry path, with the offline base standing in for a public one."""
+    import subprocess
+
+    from sandbox.images import OFFLINE_BASE_IMAGE, build_images
+
+    ca = tmp_path / "proxy-ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=fresh-sandbox test proxy CA", "-keyout", str(tmp_path / "k"),
+                    "-out", str(ca)], check=True, capture_output=True)
+    tag = f"fresh-sandbox/agent:test-{uuid.uuid4().hex[:6]}"
+    try:
+        build_images(base_image=OFFLINE_BASE_IMAGE, extra_ca=ca, force=True, tag=tag,
+                     log=lambda line: None)
+        out = backend.client.containers.run(
+            tag, ["sh", "-c", "id -u; git --version; python3 -m pytest --version; "
+                  "echo $PIP_CERT; grep -c BEGIN /etc/ssl/certs/ca-certificates.crt; "
+                  "ls /usr/local/share/ca-certificates"],
+            remove=True, network_mode="none", labels={"fresh-sandbox": "1"}).decode()
+        assert out.splitlines()[0] == "1000"
+        assert "git version" in out and "pytest" in out
+        assert "/etc/ssl/certs/ca-certificates.crt" in out
+        assert "extra-ca.crt" in out
+    finally:
+        backend.client.images.remove(tag, force=True)
+
+
+def test_offline_base_errors_have_hints(backend: DockerBackend,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as shutil_mod
+
+    from sandbox import images
+
+    with pytest.raises(images.ImageBuildFailed, match="unreachable"):
+        images.build_offline_base(force=True, mirror="http://127.0.0.1:9/debian",
+                                  log=lambda line: None)
+    monkeypatch.setattr(images.os, "geteuid", lambda: 1000)
+    with pytest.raises(images.ImageBuildFailed, match="root"):
+        images.build_offline_base(force=True, log=lambda line: None)
+    monkeypatch.setattr(shutil_mod, "which", lambda name: None)
+    with pytest.raises(images.ImageBuildFailed) as err:
+        images.build_offline_base(force=True, log=lambda line: None)
+    assert err.value.hint == "apt-get install debootstrap"
+
+
+@pytest.mark.skipif(not os.environ.get("FRESH_SANDBOX_SLOW"),
+                    reason="debootstraps Debian (~1 min, needs the mirror); set FRESH_SANDBOX_SLOW=1")
+def test_offline_base_builds_with_debootstrap(backend: DockerBackend) -> None:
+    from sandbox.images import OFFLINE_BASE_IMAGE, build_offline_base
+
+    build_offline_base(force=True, log=lambda line: None)
+    out = backend.client.containers.run(OFFLINE_BASE_IMAGE, ["git", "--version"], remove=True,
+                                        network_mode="none", labels={"fresh-sandbox": "1"})
+    assert out.startswith(b"git version")
