@@ -128,26 +128,43 @@ class AgentContext:
 class AgentRunner:
     """Drives one agent from an empty sandbox to a pushed branch or a final state."""
 
-    def __init__(self, ctx: AgentContext, record: AgentRecord, log: Any) -> None:
+    def __init__(self, ctx: AgentContext, record: AgentRecord, log: Any, sandbox: Sandbox | None = None) -> None:
         self.ctx = ctx
         self.rec = record
         self.log = log.bind(agent=record.agent_id, task=record.task.title)
-        policy = ctx.config.policy
-        self.deadline = min(ctx.run_deadline, time.monotonic() + policy.agent_timeout_minutes * 60)
-        self.sandbox: Sandbox | None = None
+        self.sandbox = sandbox  # given when a resumed run re-attaches to a surviving container
+        self.resumed = record.state != State.QUEUED
+        self.deadline = ctx.run_deadline
+
+    def _start_clock(self) -> None:
+        minutes = self.ctx.config.policy.agent_timeout_minutes
+        self.deadline = min(self.ctx.run_deadline, time.monotonic() + minutes * 60)
 
     # -- lifecycle -------------------------------------------------------
     def run(self) -> AgentRecord:
         """Run to a final state; never raises for an agent-level failure."""
         keep = self.ctx.config.keep_containers
+        self._start_clock()
         try:
+            if self.rec.state == State.PUSHING and self.rec.tip:
+                self.log.info("resuming_push", tip=self.rec.tip)
+                self._push()  # idempotent: a push cut short by a crash is simply done again
+                return self.rec
+            if self.rec.state == State.TESTING and self.rec.tip:
+                self.log.info("resuming_gate", tip=self.rec.tip)
+                self._judge(self.rec.tip)
+                return self.rec
             self._set(State.STARTING)
-            created = time.monotonic()
-            self.sandbox = self.ctx.backend.create(self._spec("agent", self.ctx.base_commit))
+            if self.sandbox is None:
+                created = time.monotonic()
+                start_at = self.rec.tip or self.ctx.base_commit  # imported work survives a lost container
+                self.sandbox = self.ctx.backend.create(self._spec("agent", start_at))
+                self.log.info("sandbox_created", container_id=self.sandbox.id, branch=self.rec.branch,
+                              duration_s=round(time.monotonic() - created, 3))
+                self._setup()
+            else:
+                self.log.info("sandbox_reattached", container_id=self.sandbox.id)
             self.rec.container_id = self.sandbox.id
-            self.log.info("sandbox_created", container_id=self.sandbox.id, branch=self.rec.branch,
-                          duration_s=round(time.monotonic() - created, 3))
-            self._setup()
             try:
                 self.rec.summary = self._tool_loop()
             except _LoopEnded as ended:
@@ -233,7 +250,7 @@ class AgentRunner:
         policy = self.ctx.config.policy
         return [
             {"role": "system", "content": prompts.system_prompt(policy.test_command, policy.command_timeout_s)},
-            {"role": "user", "content": prompts.task_prompt(self.rec.task)},
+            {"role": "user", "content": prompts.task_prompt(self.rec.task, resumed=self.resumed)},
         ]
 
     def _tool_loop(self) -> str:
@@ -359,6 +376,10 @@ class AgentRunner:
         if not tip:
             self._finish(State.NO_CHANGES, "the agent submitted without changes")
             return
+        self._judge(tip)
+
+    def _judge(self, tip: str) -> None:
+        """Gate the imported commit; then push, or hand over to a person."""
         self._set(State.TESTING)
         changes = gitops.changed_files(self.ctx.run_repo, self.ctx.base_commit, tip)
         self.rec.test_changes = find_test_changes(changes)

@@ -127,7 +127,10 @@ class Ledger:
     ledger. If it raises, the error reaches the caller (the change stays in memory).
     """
 
-    def __init__(self, run_budget_usd: float, *, on_change: Callable[[LedgerEntry], None] | None = None) -> None:
+    def __init__(
+        self, run_budget_usd: float, *, on_change: Callable[[LedgerEntry], None] | None = None,
+        first_seq: int = 1,
+    ) -> None:
         _check_amount(run_budget_usd, "the run budget")
         self.run_budget_usd = run_budget_usd
         self._budget = _to_nano_down(run_budget_usd)
@@ -137,7 +140,7 @@ class Ledger:
         self._open: dict[int, Reservation] = {}
         self._amounts: dict[int, int] = {}
         self._ids = itertools.count(1)
-        self._seq = itertools.count(1)
+        self._seq = itertools.count(first_seq)  # a resumed run continues its durable sequence
         self._spent = 0
         self._reserved = 0
 
@@ -151,6 +154,14 @@ class Ledger:
             cap = None if cap_usd is None else _to_nano_down(cap_usd)
             self._accounts[agent_id] = _Account(cap=cap)
             self._record("open", agent_id, None, cap_usd)
+
+    def preload(self, agent_id: str, spent_usd: float) -> None:
+        """Count what an agent spent before a crash (resume); emits no entry, the store has them."""
+        _check_amount(spent_usd, f"the earlier spend of agent {agent_id}")
+        amount = _to_nano_up(spent_usd)
+        with self._lock:
+            self._account(agent_id).spent += amount
+            self._spent += amount
 
     def reserve(self, agent_id: str, usd: float) -> Reservation:
         """Set `usd` aside for one call, or raise BudgetExhausted naming the budget that is short."""

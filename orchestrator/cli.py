@@ -109,6 +109,8 @@ def start(
     hours: Optional[float] = typer.Option(None, help="Wall-clock limit of the whole run."),
     policy: Optional[str] = typer.Option(None, help="Policy name or file (default: default)."),
     no_approval: bool = typer.Option(False, "--no-approval", help="Push when tests pass, without waiting for a person."),
+    overnight: bool = typer.Option(False, "--overnight", help="Work only outside the policy's work hours; drain when they begin."),
+    resume: bool = typer.Option(False, "--resume", help="Resume the latest run after a crash (same as `recover`)."),
     keep: bool = typer.Option(False, "--keep", help="Keep containers after the run."),
     state_dir: Optional[Path] = StateOpt,
     stream: bool = typer.Option(False, help="Stream model responses."),
@@ -116,8 +118,12 @@ def start(
 ) -> None:
     """Start agents on tasks; each works in its own sandbox and pushes only tested work."""
     from orchestrator.config import RunConfig, TaskSpec, load_policy, override
-    from orchestrator.prices import parse_price, resolve_price, Price
+    from orchestrator.launch import launch_run
+    from orchestrator.prices import Price, parse_price, resolve_price
 
+    if resume:
+        recover(None, repo, state_dir, stream, output)
+        return
     if not task:
         raise ConfigError("no task given", hint='pass --task "what to do" (repeatable)')
     if output not in ("auto", "pretty", "json", "quiet"):
@@ -125,51 +131,55 @@ def start(
     effective = override(
         load_policy(policy), model=model, budget_usd=budget, agent_budget_usd=agent_budget,
         agents=agents, hours=hours, approval=False if no_approval else None,
+        schedule="overnight" if overnight else None,
     )
     cli_price = parse_price(price) if price else None
     overrides = {name: Price(p.input, p.output) for name, p in effective.prices.items()}
     model_price = resolve_price(effective.model, overrides=overrides, cli_price=cli_price)
+    repo = repo.expanduser().resolve()
+    config = RunConfig(
+        repo=repo, state_dir=_state_dir(repo, state_dir), policy=effective,
+        tasks=tuple(TaskSpec(title=t) for t in task), keep_containers=keep, secrets=_secrets(),
+    )
+    _finish(launch_run(config, model_price, _openai_model(effective, stream), output=output))
+
+
+def _secrets() -> tuple[str, ...]:
+    return tuple(os.environ[v] for v in SECRET_VARS if os.environ.get(v))
+
+
+def _openai_model(policy: Any, stream: bool) -> Any:
+    from orchestrator.model import OpenAIModel
+
     api_key = os.environ.get("OPENAI_API_KEY", "")
     if not api_key:
         raise ConfigError("OPENAI_API_KEY is not set",
                           hint="export OPENAI_API_KEY=... (any value for a local server that needs none)")
-    repo = repo.expanduser().resolve()
-    config = RunConfig(
-        repo=repo, state_dir=_state_dir(repo, state_dir), policy=effective,
-        tasks=tuple(TaskSpec(title=t) for t in task), keep_containers=keep,
-        secrets=tuple(os.environ[v] for v in SECRET_VARS if os.environ.get(v)),
-    )
-    code = _run(config, model_price, api_key, stream=stream, output=output)
-    raise typer.Exit(code)
+    return OpenAIModel(policy.model, api_key=api_key, max_output_tokens=policy.max_output_tokens, stream=stream)
 
 
-def _run(config: Any, price: Any, api_key: str, *, stream: bool, output: str) -> int:
-    from orchestrator import events
-    from orchestrator.model import OpenAIModel
-    from orchestrator.store import Store
-    from orchestrator.supervisor import Supervisor, new_run_id, run_dir
-    from sandbox.docker import DockerBackend
-
-    from orchestrator import gitops
-
-    gitops.inspect_user_repo(config.repo, state_dir_name=config.state_dir.name)  # fail before creating files
-    run_id = new_run_id()
-    console = output if output != "auto" else ("pretty" if sys.stderr.isatty() else "json")
-    events.configure(run_dir(config.state_dir, run_id) / "events.jsonl", secrets=config.secrets, console=console)
-    store = Store(config.state_dir / "state.db")
-    model = OpenAIModel(config.policy.model, api_key=api_key, max_output_tokens=config.policy.max_output_tokens,
-                        stream=stream)
-    try:
-        result = Supervisor(config, run_id, backend=DockerBackend(), model=model, price=price,
-                            store=store, log=events.get_logger()).run()
-    finally:
-        events.shutdown()
-        store.close()
+def _finish(result: Any) -> None:
+    """Print the run's outcome in a few lines and exit with its code."""
     typer.echo(f"run {result.run_id}: spent ${result.spent_usd:.4f} of ${result.budget_usd:.2f}; "
                f"report {result.report_path.with_suffix('.md')}", err=True)
     for rec in result.records:
         typer.echo(f"  {rec.agent_id} {rec.state}: {rec.reason} [{rec.branch}]", err=True)
-    return result.exit_code
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@friendly
+def recover(
+    run: Optional[str] = typer.Argument(None, help="Run id (default: the latest)."),
+    repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt,
+    stream: bool = typer.Option(False, help="Stream model responses."),
+    output: str = typer.Option("auto", "--output", help="Console events: auto, pretty, json or quiet."),
+) -> None:
+    """Resume a run whose supervisor died: re-attach or reap its sandboxes and carry on."""
+    from orchestrator.launch import launch_run, load_interrupted_run
+
+    run_id, config, price = load_interrupted_run(_state_dir(repo, state_dir), run, _secrets())
+    _finish(launch_run(config, price, _openai_model(config.policy, stream), output=output, resume_run=run_id))
 
 
 @app.command()
@@ -238,6 +248,22 @@ def stop(agent_id: Optional[str] = typer.Argument(None), repo: Path = RepoOpt,
          state_dir: Optional[Path] = StateOpt) -> None:
     """Stop one agent, or the whole latest run."""
     _send("stop", agent_id, repo, state_dir)
+
+
+@app.command()
+@friendly
+def pause(agent_id: Optional[str] = typer.Argument(None), repo: Path = RepoOpt,
+          state_dir: Optional[Path] = StateOpt) -> None:
+    """Pause one agent (or the whole latest run) at its next step."""
+    _send("pause", agent_id, repo, state_dir)
+
+
+@app.command()
+@friendly
+def resume(agent_id: Optional[str] = typer.Argument(None), repo: Path = RepoOpt,
+           state_dir: Optional[Path] = StateOpt) -> None:
+    """Resume a paused agent (or the whole latest run)."""
+    _send("resume", agent_id, repo, state_dir)
 
 
 @app.command()

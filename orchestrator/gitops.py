@@ -61,7 +61,7 @@ class UserRepo:
     remote_url: str
 
 
-def inspect_user_repo(path: Path, state_dir_name: str = ".fresh") -> UserRepo:
+def inspect_user_repo(path: Path, state_dir_name: str = ".fresh", require_clean: bool = True) -> UserRepo:
     """Check the repository a run targets: a git work tree, committed, with an `origin` remote."""
     path = path.expanduser().resolve()
     if not path.is_dir():
@@ -78,7 +78,7 @@ def inspect_user_repo(path: Path, state_dir_name: str = ".fresh") -> UserRepo:
         line[3:] for line in status.splitlines()
         if line and not line[3:].startswith(f"{state_dir_name}/")
     ]
-    if dirty:
+    if dirty and require_clean:
         shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
         raise PreflightError(
             f"{root} has uncommitted changes ({shown})",

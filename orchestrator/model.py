@@ -110,6 +110,25 @@ class OpenAIModel:
         self._token_limit_param = "max_completion_tokens"
         self._token_limit_switched = False
 
+    def preflight(self) -> None:
+        """Check, at no token cost, that the endpoint answers and accepts the key (GET /models).
+
+        An endpoint without a models list (404) passes: only an unreachable endpoint or a
+        refused key stops a run before it starts.
+        """
+        import httpx2
+        import openai
+
+        try:
+            self._client.with_options(max_retries=0, timeout=10.0).models.list()
+        except openai.NotFoundError:
+            return
+        except openai.OpenAIError as exc:
+            raise self._translate(exc) from exc
+        except httpx2.TransportError as exc:
+            raise ModelError(f"model endpoint {self.base_url} is unreachable: {exc}",
+                             hint="check OPENAI_BASE_URL") from exc
+
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Completion:
         """Send the conversation with the tools; raises ModelError with a hint."""
         import httpx2

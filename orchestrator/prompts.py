@@ -28,9 +28,15 @@ def system_prompt(test_command: str, command_timeout_s: float) -> str:
     return SYSTEM_PROMPT.format(test_command=test_command, timeout=command_timeout_s)
 
 
-def task_prompt(task: TaskSpec) -> str:
+RESUMED_NOTE = (
+    "\n\nThis task was interrupted and is being resumed: your earlier work is in the repository "
+    "(look at `git log` and `git status` first) and continue from there."
+)
+
+
+def task_prompt(task: TaskSpec, resumed: bool = False) -> str:
     """The first user message; its text also identifies the conversation in recordings."""
     body = f"Task: {task.title}"
     if task.description:
         body += f"\n\n{task.description}"
-    return body + "\n\nStart with the analysis."
+    return body + (RESUMED_NOTE if resumed else "") + "\n\nStart with the analysis."

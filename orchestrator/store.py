@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS agents (
     tip TEXT NOT NULL DEFAULT '',
     pushed INTEGER NOT NULL DEFAULT 0,
     tests_passed INTEGER NOT NULL DEFAULT 0,
+    summary TEXT NOT NULL DEFAULT '',
     started_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, agent_id)
@@ -105,6 +106,9 @@ class Store:
             (run_id, repo, "running", budget_usd, time.time(), pid, json.dumps(info)),
         )
 
+    def set_status(self, run_id: str, status: str, pid: int) -> None:
+        self._exec("UPDATE runs SET status=?, pid=?, ended_at=NULL WHERE run_id=?", (status, pid, run_id))
+
     def end_run(self, run_id: str, status: str, spent_usd: float) -> None:
         self._exec("UPDATE runs SET status=?, spent_usd=?, ended_at=? WHERE run_id=?",
                    (status, spent_usd, time.time(), run_id))
@@ -144,6 +148,10 @@ class Store:
                       reservation_id: int | None, usd: float | None) -> None:
         self._exec("INSERT OR REPLACE INTO ledger VALUES (?,?,?,?,?,?,?)",
                    (run_id, seq, kind, agent_id, reservation_id, usd, time.time()))
+
+    def last_ledger_seq(self, run_id: str) -> int:
+        rows = self._exec("SELECT COALESCE(MAX(seq), 0) AS m FROM ledger WHERE run_id=?", (run_id,))
+        return int(rows[0]["m"])
 
     def spent_by_agent(self, run_id: str) -> dict[str, float]:
         """What each agent has spent, counting a reservation left open (a crash mid-call) as spent."""

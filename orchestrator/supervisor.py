@@ -8,6 +8,7 @@ supervisor persists them and writes the report.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -22,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import gitops, report
-from orchestrator.agent import AgentContext, AgentRecord, AgentRunner, State
+from orchestrator.agent import FINAL_STATES, AgentContext, AgentRecord, AgentRunner, State
 from orchestrator.budget import Ledger, LedgerEntry, worst_case_usd
-from orchestrator.config import RunConfig
+from orchestrator.config import RunConfig, TaskSpec
+from orchestrator.errors import PreflightError
 from orchestrator.model import Model
 from orchestrator.prices import Price
 from orchestrator.store import Store
 from orchestrator.tools import TOOL_SCHEMAS
-from sandbox.base import Backend
+from sandbox.base import Backend, Sandbox, SandboxError
 
 EXIT_OK = 0
 EXIT_AGENTS_FAILED = 1
@@ -158,7 +160,7 @@ class Supervisor:
         self.store.start_run(self.run_id, str(user.path), policy.budget_usd, os.getpid(), {
             "model": policy.model, "policy": policy.name, "base_commit": user.head,
             "base_branch": user.branch, "tasks": [t.title for t in self.config.tasks],
-            "hours": policy.hours, "agents": policy.agents,
+            "hours": policy.hours, "agents": policy.agents, **config_snapshot(self.config, self.price),
         })
         self.log.info("run_started", repo=str(user.path), base_commit=user.head, model=policy.model,
                       budget_usd=policy.budget_usd, agents=min(policy.agents, len(self.config.tasks)),
@@ -172,16 +174,71 @@ class Supervisor:
         )
         runners = [AgentRunner(ctx, rec, self.log) for rec in self._records(ledger)]
         with self._signals():
-            done = self._drive(runners, ledger, ctx.run_deadline)
-        return self._finish(done, ledger)
+            self._drive(runners, {}, ledger, ctx.run_deadline)
+        return self._finish([r.rec for r in runners], ledger)
+
+    def resume(self) -> RunResult:
+        """Continue a run whose supervisor died: re-attach or reap its containers, keep the ledger exact."""
+        info = self.store.run(self.run_id)
+        if info is None:
+            raise PreflightError(f"no run {self.run_id}", hint="`fresh-sandbox status` shows the latest run")
+        details = json.loads(info["info"])
+        user = gitops.inspect_user_repo(self.config.repo, state_dir_name=self.config.state_dir.name,
+                                        require_clean=False)
+        self.backend.preflight(self.config.policy.image)
+        run_repo = self.dir / "origin.git"
+        self.store.set_status(self.run_id, "running", os.getpid())
+        elapsed = time.time() - float(info["started_at"])
+        deadline = time.monotonic() + max(0.0, self.config.policy.hours * 3600 - elapsed)
+        ledger = Ledger(self.config.policy.budget_usd, on_change=self._persist_ledger,
+                        first_seq=self.store.last_ledger_seq(self.run_id) + 1)
+        spent = self.store.spent_by_agent(self.run_id)
+        ctx = AgentContext(
+            config=self.config, run_id=self.run_id, backend=self.backend, model=self.model,
+            price=self.price, ledger=ledger, run_repo=run_repo, base_commit=details["base_commit"],
+            remote_url=user.remote_url, decisions=self.decisions, on_change=self._persist,
+            run_deadline=deadline,
+        )
+        runners, waiting, finished = [], {}, []
+        for row in self.store.agents(self.run_id):
+            ledger.open_account(row["agent_id"], self.config.agent_budget_usd)
+            ledger.preload(row["agent_id"], spent.get(row["agent_id"], 0.0))
+            rec = record_from_row(row, self.config.tasks)
+            rec.cost_usd = spent.get(row["agent_id"], 0.0)
+            if rec.state in FINAL_STATES:
+                finished.append(rec)
+                continue
+            runner = AgentRunner(ctx, rec, self.log, sandbox=self._reattach(rec))
+            if rec.state == State.AWAITING_APPROVAL:
+                waiting[rec.agent_id] = runner
+            else:
+                runners.append(runner)
+        kept = [r.sandbox.id for r in [*runners, *waiting.values()] if r.sandbox is not None]
+        reaped = self.backend.reap(self.run_id, keep=kept)
+        self.log.info("run_resumed", agents=len(runners), awaiting=len(waiting), finished=len(finished),
+                      reattached=len(kept), reaped=reaped, spent_usd=round(ledger.spent_usd, 6))
+        with self._signals():
+            self._drive(runners, waiting, ledger, deadline)
+        records = finished + [r.rec for r in [*runners, *waiting.values()]]
+        return self._finish(sorted(records, key=lambda r: int(r.agent_id[1:])), ledger)
+
+    def _reattach(self, rec: AgentRecord) -> Sandbox | None:
+        """The agent's surviving container, if it still runs; None means start a new one."""
+        if not rec.container_id or rec.state in (State.TESTING, State.PUSHING):
+            return None
+        try:
+            sandbox = self.backend.attach(rec.container_id)
+        except SandboxError:
+            return None
+        return sandbox if sandbox.is_running() else None
 
     # -- the main loop -------------------------------------------------------
-    def _drive(self, runners: list[AgentRunner], ledger: Ledger, deadline: float) -> list[AgentRecord]:
+    def _drive(self, runners: list[AgentRunner], waiting: dict[str, AgentRunner], ledger: Ledger,
+               deadline: float) -> None:
         """Start agents while slots, budget, time and the run window allow; settle approvals."""
         queue = deque(runners)
         slots = min(self.config.policy.agents, len(runners)) or 1
         running: dict[Future[AgentRecord], AgentRunner] = {}
-        waiting: dict[str, AgentRunner] = {}
         finishing: dict[Future[AgentRecord], AgentRunner] = {}
         with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="agent") as pool, \
                 ThreadPoolExecutor(max_workers=2, thread_name_prefix="push") as pushers:
@@ -215,7 +272,6 @@ class Supervisor:
                     if runner.rec.state == State.AWAITING_APPROVAL:
                         waiting[runner.rec.agent_id] = runner
                 self.store.set_spent(self.run_id, ledger.spent_usd)
-        return [runner.rec for runner in runners]
 
     def _watch_limits(self, deadline: float) -> None:
         """Turn the run's deadline and a closing run window into a drain."""
@@ -271,7 +327,8 @@ class Supervisor:
             "state": str(rec.state), "reason": rec.reason, "cost_usd": rec.cost_usd,
             "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
             "steps": rec.steps, "container_id": rec.container_id, "tip": rec.tip,
-            "pushed": int(rec.pushed), "tests_passed": int(rec.tests_passed), "started_at": rec.started_at,
+            "pushed": int(rec.pushed), "tests_passed": int(rec.tests_passed), "summary": rec.summary,
+            "started_at": rec.started_at,
         })
 
     def _persist_ledger(self, entry: LedgerEntry) -> None:
@@ -304,6 +361,10 @@ class Supervisor:
         return _Handler()
 
     def _finish(self, records: list[AgentRecord], ledger: Ledger) -> RunResult:
+        if not self.config.keep_containers:
+            # Safety net: nothing of this run outlives it but sandboxes a person may still look at.
+            self.backend.reap(self.run_id, keep=[r.container_id for r in records
+                                                 if r.state == State.AWAITING_APPROVAL and r.container_id])
         spent = ledger.spent_usd
         budget = self.config.policy.budget_usd
         path = report.write(self.dir, self.run_id, records, spent_usd=spent, budget_usd=budget,
@@ -315,6 +376,28 @@ class Supervisor:
         self.log.info("run_finished", status=status, spent_usd=round(spent, 6), budget_usd=budget,
                       pushed=sum(r.pushed for r in records), agents=len(records), report=str(path))
         return RunResult(self.run_id, tuple(records), spent, budget, path, exit_code)
+
+
+def config_snapshot(config: RunConfig, price: Price) -> dict[str, Any]:
+    """What `resume` needs to rebuild the run's configuration."""
+    return {
+        "policy_full": config.policy.model_dump(),
+        "task_specs": [{"title": t.title, "description": t.description, "kind": t.kind} for t in config.tasks],
+        "keep_containers": config.keep_containers,
+        "price": [price.input_per_mtok, price.output_per_mtok],
+    }
+
+
+def record_from_row(row: dict[str, Any], tasks: tuple[TaskSpec, ...]) -> AgentRecord:
+    """Rebuild an agent's record from the store after a crash."""
+    by_title = {t.title: t for t in tasks}
+    return AgentRecord(
+        agent_id=row["agent_id"], task=by_title.get(row["task"], TaskSpec(title=row["task"])),
+        branch=row["branch"], state=State(row["state"]), reason=row["reason"], summary=row["summary"],
+        container_id=row["container_id"], tip=row["tip"], pushed=bool(row["pushed"]),
+        tests_passed=bool(row["tests_passed"]), prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"], steps=row["steps"], started_at=row["started_at"],
+    )
 
 
 def outcome_exit_code(records: list[AgentRecord]) -> int:

@@ -289,6 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # tests read srv.requests; stderr noise helps nobody
 
     def do_GET(self) -> None:
+        if not self._authorized():
+            return
         if self.path.rstrip("/") == "/v1/models":
             data = [{"id": name, "object": "model", "created": 0, "owned_by": "scripted"} for name in self.owner.model_ids]
             self._send_json(200, {"object": "list", "data": data})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Mapping, Protocol
+from typing import Collection, Mapping, Protocol
 
 LABEL_PREFIX = "fresh-sandbox"
 LABEL_RUN = f"{LABEL_PREFIX}.run"
@@ -145,6 +145,10 @@ class Backend(Protocol):
         """Start a hardened sandbox with the repo cloned on `spec.branch`; cleans up if start fails."""
         ...
 
-    def reap(self, run_id: str | None = None) -> int:
-        """Remove leftover sandboxes of `run_id` (or of every run); returns how many."""
+    def attach(self, container_id: str) -> Sandbox:
+        """Re-attach to a sandbox that outlived its supervisor; SandboxGone when it is not there."""
+        ...
+
+    def reap(self, run_id: str | None = None, keep: Collection[str] = ()) -> int:
+        """Remove leftover sandboxes of `run_id` (or of every run) except the ids in `keep`; returns how many."""
         ...

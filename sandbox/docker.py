@@ -8,6 +8,8 @@ host-owned bare repo is mounted read-only at /origin and cloned inside.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import base64
 import shlex
 import time
@@ -165,10 +167,12 @@ class DockerBackend:
         label = f"{LABEL_RUN}={run_id}" if run_id else f"{LABEL_ALL}=1"
         return [c["Id"] for c in self.client.api.containers(all=True, filters={"label": label})]
 
-    def reap(self, run_id: str | None = None) -> int:
-        """Force-remove the sandbox containers of `run_id` (or of every run); returns how many."""
+    def reap(self, run_id: str | None = None, keep: Collection[str] = ()) -> int:
+        """Force-remove the sandbox containers of `run_id` (or of every run) but `keep`; returns how many."""
         removed = 0
         for cid in self.sandbox_ids(run_id):
+            if any(cid.startswith(k) for k in keep if k):
+                continue
             try:
                 self.client.api.remove_container(cid, force=True, v=True)
                 removed += 1

@@ -124,8 +124,12 @@ def test_stream_without_include_usage_has_no_usage() -> None:
 
 def test_models_endpoint() -> None:
     with ScriptedModelServer([]) as srv:
-        with urllib.request.urlopen(srv.base_url + "/models", timeout=5) as response:
+        request = urllib.request.Request(srv.base_url + "/models", headers={"Authorization": "Bearer k"})
+        with urllib.request.urlopen(request, timeout=5) as response:
             assert json.loads(response.read())["data"][0]["id"] == "scripted"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(srv.base_url + "/models", timeout=5)
+        assert info.value.code == 401
 
 
 def test_max_concurrent_counts_requests_in_flight() -> None:

@@ -1,0 +1,82 @@
+"""Wire one run together: events, store, backend, supervisor. Shared by `start`, `recover` and `demo`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator import events, gitops
+from orchestrator.config import RunConfig, TaskSpec, parse_policy
+from orchestrator.errors import PreflightError
+from orchestrator.model import Model
+from orchestrator.prices import Price
+from orchestrator.store import Store
+from orchestrator.supervisor import RunResult, Supervisor, new_run_id, run_dir
+
+
+def console_mode(output: str) -> str:
+    """`auto` means readable lines on a terminal, JSON lines when piped."""
+    return output if output != "auto" else ("pretty" if sys.stderr.isatty() else "json")
+
+
+def launch_run(config: RunConfig, price: Price, model: Model, *, output: str = "auto",
+               backend: Any = None, resume_run: str | None = None) -> RunResult:
+    """Run (or resume) a run to its end and return its result; FreshError before anything starts."""
+    from sandbox.docker import DockerBackend
+
+    if resume_run is None:
+        gitops.inspect_user_repo(config.repo, state_dir_name=config.state_dir.name)  # fail before any file
+    check = getattr(model, "preflight", None)
+    if callable(check):
+        check()  # an unreachable endpoint or a refused key stops the run before anything is created
+    run_id = resume_run or new_run_id()
+    events.configure(run_dir(config.state_dir, run_id) / "events.jsonl", secrets=config.secrets,
+                     console=console_mode(output))
+    store = Store(config.state_dir / "state.db")
+    try:
+        supervisor = Supervisor(config, run_id, backend=backend or DockerBackend(), model=model, price=price,
+                                store=store, log=events.get_logger())
+        return supervisor.resume() if resume_run else supervisor.run()
+    finally:
+        events.shutdown()
+        store.close()
+
+
+def load_interrupted_run(state_dir: Path, run_id: str | None, secrets: tuple[str, ...]) -> tuple[str, RunConfig, Price]:
+    """Rebuild the configuration of a run whose supervisor died, refusing one that is still alive."""
+    db = state_dir / "state.db"
+    if not db.exists():
+        raise PreflightError(f"no runs under {state_dir}", hint="pass --repo or --state-dir of the run")
+    store = Store(db)
+    try:
+        info = store.run(run_id)
+    finally:
+        store.close()
+    if info is None:
+        raise PreflightError(f"no run {run_id!r}", hint="`fresh-sandbox status` shows the latest run")
+    if info["status"] == "running" and _alive(info["pid"]):
+        raise PreflightError(f"run {info['run_id']} is still running (pid {info['pid']})",
+                             hint="stop it first: `fresh-sandbox stop`")
+    details = json.loads(info["info"])
+    config = RunConfig(
+        repo=Path(info["repo"]), state_dir=state_dir, policy=parse_policy(details["policy_full"], "stored run"),
+        tasks=tuple(TaskSpec(**t) for t in details["task_specs"]),
+        keep_containers=bool(details.get("keep_containers")), secrets=secrets,
+    )
+    price_in, price_out = details["price"]
+    return info["run_id"], config, Price(price_in, price_out)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
