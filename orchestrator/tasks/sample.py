@@ -101,6 +101,7 @@ def _git(cwd: Path, *args: str) -> str:
 
 def make_shop_repo(root: Path) -> Path:
     """Create the `shop` project at `root/shop` (committed, with a bare origin at `root/shop.git`)."""
+    root = root.resolve()
     repo, remote = root / "shop", root / "shop.git"
     root.mkdir(parents=True, exist_ok=True)
     _git(root, "init", "--quiet", "--bare", "--initial-branch=main", str(remote))
