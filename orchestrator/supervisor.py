@@ -148,6 +148,7 @@ class Supervisor:
         self.decisions = StoreDecisions(store, run_id)
         self.schedule = config.policy.run_schedule()
         self._started_any = False
+        self._exhausted = False  # the run's time or window ran out
 
     def run(self) -> RunResult:
         """Preflight, run every task, write the report. Raises FreshError only before anything starts."""
@@ -279,9 +280,11 @@ class Supervisor:
             return
         if time.monotonic() > deadline:
             self.log.warning("run_deadline_reached")
+            self._exhausted = True
             self.decisions.stop_run("the run's time limit was reached; work kept")
         elif not self.schedule.is_open(datetime.now()) and self._started_any:
             self.log.warning("run_window_closed", schedule=self.schedule.mode)
+            self._exhausted = True
             self.decisions.stop_run("the run window closed; work kept")
 
     def _may_start(self) -> bool:
@@ -369,7 +372,7 @@ class Supervisor:
         budget = self.config.policy.budget_usd
         path = report.write(self.dir, self.run_id, records, spent_usd=spent, budget_usd=budget,
                             model=self.config.policy.model)
-        exit_code = outcome_exit_code(records)
+        exit_code = EXIT_EXHAUSTED if self._exhausted else outcome_exit_code(records)
         status = {EXIT_OK: "finished", EXIT_AGENTS_FAILED: "finished_with_failures",
                   EXIT_EXHAUSTED: "exhausted"}.get(exit_code, "finished")
         self.store.end_run(self.run_id, status, spent)

@@ -8,6 +8,8 @@ sees next. The protocol is documented in docs/tools.md.
 
 from __future__ import annotations
 
+import signal
+
 import json
 import re
 from dataclasses import dataclass
@@ -176,6 +178,13 @@ def _status_line(exit_code: int | None, timed_out: bool, timeout_s: float | None
         return f"timed out after {timeout_s:g} s, killed" if timeout_s is not None else "timed out, killed"
     if exit_code is None:
         return "exit code: unknown"
+    if exit_code < 0:  # ended by a signal; SIGKILL here is usually the memory limit
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        hint = " (out of memory?)" if -exit_code == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
     return f"exit code: {exit_code}"
 
 

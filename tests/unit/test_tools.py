@@ -108,3 +108,8 @@ def test_shorten_edges() -> None:
     assert shorten("abc", 3) == "abc"
     assert shorten("abcd", 0) == "\n[... 4 characters cut ...]\n"
     assert shorten("abcd", 1) == "\n[... 3 characters cut ...]\nd"
+
+
+def test_signal_exit_is_named() -> None:
+    assert format_observation(-9, b"", False, False).startswith("killed by SIGKILL (out of memory?)")
+    assert format_observation(-15, b"", False, False).startswith("killed by SIGTERM")
