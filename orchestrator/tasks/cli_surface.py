@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from orchestrator.tasks.codebase import Codebase, Module, dotted
 
 
+CLI_LIBRARIES = {"argparse", "click", "typer"}
+
+
 @dataclass
 class Command:
     name: str
@@ -72,9 +75,19 @@ def read_cli(code: Codebase) -> CliSurface:
     """Commands and options of every argparse, click or typer CLI in the target modules."""
     surface = CliSurface()
     for module in code.modules.values():
+        if not _uses_cli_library(module):
+            continue  # most modules: skip the walk
         _typer_and_click(module, surface)
         _argparse(module, surface)
     return surface
+
+
+def _uses_cli_library(module: Module) -> bool:
+    roots = {target.split(".")[0] for target in module.imports.values()}
+    return bool(roots & CLI_LIBRARIES) or any(s.split(".")[0] in CLI_LIBRARIES for s in module.star_imports) \
+        or any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(module.tree)
+               if isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] in CLI_LIBRARIES
+               or isinstance(n, ast.Import) and any(a.name.split(".")[0] in CLI_LIBRARIES for a in n.names))
 
 
 def _typer_and_click(module: Module, surface: CliSurface) -> None:
