@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from orchestrator import gitops, prompts
+from orchestrator import forge, gitops, prompts
 from orchestrator.budget import Ledger, worst_case_usd
 from orchestrator.config import RunConfig, TaskSpec
 from orchestrator.errors import BudgetExhausted, FreshError, ModelError, PushError
@@ -78,6 +78,7 @@ class AgentRecord:
     container_id: str = ""
     tip: str = ""
     pushed: bool = False
+    pr_url: str = ""
     tests_passed: bool = False
     verdict: Verdict | None = None
     test_changes: tuple[str, ...] = ()
@@ -120,6 +121,7 @@ class AgentContext:
     run_repo: Path
     base_commit: str
     remote_url: str
+    base_branch: str
     decisions: Decisions
     on_change: Callable[[AgentRecord], None]
     run_deadline: float  # time.monotonic() value
@@ -416,4 +418,23 @@ class AgentRunner:
             gitops.push_branch(self.ctx.run_repo, self.ctx.remote_url, self.rec.branch)
         self.rec.pushed = True
         self.log.info("pushed", branch=self.rec.branch, tip=self.rec.tip, remote=self.ctx.remote_url)
+        self._open_pull_request()
         self._finish(State.PUSHED, "tests passed; branch pushed")
+
+    def _open_pull_request(self) -> None:
+        """A PR for the pushed branch when origin is on GitHub; a failure leaves the branch pushed."""
+        verdict = self.rec.verdict
+        tests = "no test results" if verdict is None else (
+            f"{verdict.counts.tests} tests, {verdict.counts.failures} failures, "
+            f"{verdict.counts.errors} errors ({verdict.reason})")
+        try:
+            pr = forge.pull_request_for_push(
+                remote_url=self.ctx.remote_url, branch=self.rec.branch, base=self.ctx.base_branch,
+                task=self.rec.task.title, summary=self.rec.summary, tests_line=tests,
+                cost_usd=self.rec.cost_usd, labels=self.ctx.config.policy.pr_labels)
+        except forge.ForgeError as exc:
+            self.log.warning("pull_request_failed", error=exc.message, hint=exc.hint)
+            return
+        if pr is not None:
+            self.rec.pr_url = pr.url
+            self.log.info("pull_request_opened", number=pr.number, url=pr.url, labelled=pr.labelled)

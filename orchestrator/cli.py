@@ -128,12 +128,20 @@ def start(
         raise ConfigError("no task given", hint='pass --task "what to do" (repeatable)')
     if output not in ("auto", "pretty", "json", "quiet"):
         raise ConfigError(f"--output {output!r} is not one of auto, pretty, json, quiet")
+    from orchestrator.replay import REPLAY_PREFIX, ReplayModel, is_replay, resolve_recording
+
+    replayed = None
+    if model and is_replay(model):
+        replayed = ReplayModel(resolve_recording(model[len(REPLAY_PREFIX):], _state_dir(repo, state_dir)))
     effective = override(
-        load_policy(policy), model=model, budget_usd=budget, agent_budget_usd=agent_budget,
+        load_policy(policy), model=replayed.name if replayed else model, budget_usd=budget,
+        agent_budget_usd=agent_budget,
         agents=agents, hours=hours, approval=False if no_approval else None,
         schedule="overnight" if overnight else None,
     )
     cli_price = parse_price(price) if price else None
+    if cli_price is None and replayed is not None and replayed.recorded_price:
+        cli_price = Price(*replayed.recorded_price)  # a replay costs what the recording cost
     overrides = {name: Price(p.input, p.output) for name, p in effective.prices.items()}
     model_price = resolve_price(effective.model, overrides=overrides, cli_price=cli_price)
     repo = repo.expanduser().resolve()
@@ -141,7 +149,8 @@ def start(
         repo=repo, state_dir=_state_dir(repo, state_dir), policy=effective,
         tasks=tuple(TaskSpec(title=t) for t in task), keep_containers=keep, secrets=_secrets(),
     )
-    _finish(launch_run(config, model_price, _openai_model(effective, stream), output=output))
+    chosen = replayed if replayed is not None else _openai_model(effective, stream)
+    _finish(launch_run(config, model_price, chosen, output=output))
 
 
 def _secrets() -> tuple[str, ...]:
@@ -297,4 +306,4 @@ def reap(run: Optional[str] = typer.Option(None, help="Only this run's container
 
 
 # Commands of other areas register themselves on `app` (each module keeps heavy imports lazy).
-from orchestrator import cli_operator, cli_tasks  # noqa: E402,F401
+from orchestrator import cli_demo, cli_operator, cli_tasks  # noqa: E402,F401

@@ -75,7 +75,8 @@ class Policy(_Strict):
     schedule: str = "any"  # any | overnight | workhours
     work_hours: str = "09:00-18:00"
     work_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
-    min_useful_calls: int = Field(3, ge=1)  # an agent starts only if the budget covers this many calls
+    min_useful_calls: int = Field(3, ge=1)
+    pr_labels: list[str] = Field(default_factory=lambda: ["autonomous"])  # an agent starts only if the budget covers this many calls
 
     @field_validator("test_command")
     @classmethod

@@ -98,11 +98,8 @@ def ensure_agent_image(log: Log = _say) -> None:
 
 def play(workdir: Path, model: Model, price: Price, *, output: str = "auto") -> DemoResult:
     """Create the sample repository in `workdir` and run the demo task on it, as `start` would."""
-    from orchestrator import events, gitops
     from orchestrator.config import RunConfig, TaskSpec, load_policy, override
-    from orchestrator.store import Store
-    from orchestrator.supervisor import Supervisor, new_run_id, run_dir
-    from sandbox.docker import DockerBackend
+    from orchestrator.launch import launch_run
 
     if (workdir / "app").exists() or (workdir / "remote.git").exists():
         raise PreflightError(f"{workdir} already holds a demo", hint="pass an empty --workdir, or none")
@@ -110,19 +107,7 @@ def play(workdir: Path, model: Model, price: Price, *, output: str = "auto") -> 
     policy = override(load_policy("default"), model=model.name, approval=False, agents=1)
     config = RunConfig(repo=sample.path, state_dir=sample.path / ".fresh", policy=policy,
                        tasks=(TaskSpec(title=DEMO_TASK),))
-    # From here on, the same steps as orchestrator.cli._run.
-    gitops.inspect_user_repo(config.repo, state_dir_name=config.state_dir.name)
-    run_id = new_run_id()
-    console = output if output != "auto" else ("pretty" if sys.stderr.isatty() else "json")
-    events.configure(run_dir(config.state_dir, run_id) / "events.jsonl", console=console)
-    store = Store(config.state_dir / "state.db")
-    try:
-        result = Supervisor(config, run_id, backend=DockerBackend(), model=model, price=price,
-                            store=store, log=events.get_logger()).run()
-    finally:
-        events.shutdown()
-        store.close()
-    return DemoResult(sample, result)
+    return DemoResult(sample, launch_run(config, price, model, output=output))
 
 
 def run_demo(workdir: Path | None = None, *, output: str = "auto", recording: Path = BUNDLED_RECORDING) -> int:

@@ -159,6 +159,19 @@ def open_pull_request(
     return PullRequest(pr.number, pr.url, labelled)
 
 
+def pull_request_for_push(*, remote_url: str, branch: str, base: str, task: str, summary: str,
+                          tests_line: str, cost_usd: float, labels: Sequence[str]) -> PullRequest | None:
+    """Open (or find) the PR of a pushed branch when origin is on GitHub; None when it is not."""
+    api_url = api_url_from_env()
+    if github_repo_from_remote(remote_url, github_hosts(api_url)) is None:
+        return None
+    return open_pull_request(
+        remote_url=remote_url, branch=branch, base=base, title=task[:250],
+        body=pr_body(task, summary, tests_line, cost_usd), labels=labels, token=token_from_env(),
+        api_url=api_url,
+    )
+
+
 def _client(api: str, token: str) -> httpx2.Client:
     import httpx2
 

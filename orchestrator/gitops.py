@@ -84,7 +84,8 @@ def inspect_user_repo(path: Path, state_dir_name: str = ".fresh", require_clean:
             f"{root} has uncommitted changes ({shown})",
             hint="commit or stash them: agents start from the last commit and would not see them",
         )
-    remote = git("remote", "get-url", "origin", cwd=root, isolated=False, check=False)
+    # The URL as configured (not rewritten by url.*.insteadOf): forge detection needs the real host.
+    remote = git("config", "--get", "remote.origin.url", cwd=root, isolated=False, check=False)
     if not remote:
         raise PreflightError(
             f"{root} has no 'origin' remote", hint="add one: git remote add origin URL"

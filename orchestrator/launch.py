@@ -13,6 +13,7 @@ from orchestrator.config import RunConfig, TaskSpec, parse_policy
 from orchestrator.errors import PreflightError
 from orchestrator.model import Model
 from orchestrator.prices import Price
+from orchestrator.replay import RecordingModel, ReplayModel, recording_path
 from orchestrator.store import Store
 from orchestrator.supervisor import RunResult, Supervisor, new_run_id, run_dir
 
@@ -33,6 +34,9 @@ def launch_run(config: RunConfig, price: Price, model: Model, *, output: str = "
     if callable(check):
         check()  # an unreachable endpoint or a refused key stops the run before anything is created
     run_id = resume_run or new_run_id()
+    if not isinstance(model, ReplayModel):  # every run records its model traffic, for replay
+        model = RecordingModel(model, recording_path(config.state_dir, run_id),
+                               meta={"price": [price.input_per_mtok, price.output_per_mtok]})
     events.configure(run_dir(config.state_dir, run_id) / "events.jsonl", secrets=config.secrets,
                      console=console_mode(output))
     store = Store(config.state_dir / "state.db")

@@ -20,6 +20,7 @@ def agent_entry(rec: AgentRecord) -> dict[str, Any]:
         "tip": rec.tip or None,
         "container_id": rec.container_id or None,
         "pushed": rec.pushed,
+        "pr_url": rec.pr_url or None,
         "tests_passed": rec.tests_passed,
         "tests": None if verdict is None else {
             "passed": verdict.passed, "reason": verdict.reason, "exit_code": verdict.exit_code,
@@ -69,14 +70,14 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"Model {data['model']}; spent ${totals['spent_usd']:.4f} of ${totals['budget_usd']:.2f}; "
         f"{totals['pushed']} of {totals['agents']} branches pushed.",
         "",
-        "| agent | task | status | tests | branch | pushed | tokens in/out | cost | time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| agent | task | status | tests | branch | pushed | PR | tokens in/out | cost | time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a in data["agents"]:
         tests = a["tests"]["reason"] if a["tests"] else "-"
         lines.append(
             f"| {a['agent_id']} | {_cell(a['task'])} | {a['status']} | {_cell(tests)} | `{a['branch']}` | "
-            f"{'yes' if a['pushed'] else 'no'} | {a['prompt_tokens']}/{a['completion_tokens']} | "
+            f"{'yes' if a['pushed'] else 'no'} | {a['pr_url'] or '-'} | {a['prompt_tokens']}/{a['completion_tokens']} | "
             f"${a['cost_usd']:.4f} | {a['duration_s']:.0f}s |"
         )
     if data["needs_attention"]:

@@ -170,7 +170,7 @@ class Supervisor:
         ctx = AgentContext(
             config=self.config, run_id=self.run_id, backend=self.backend, model=self.model,
             price=self.price, ledger=ledger, run_repo=run_repo, base_commit=user.head,
-            remote_url=user.remote_url, decisions=self.decisions,
+            remote_url=user.remote_url, base_branch=user.branch, decisions=self.decisions,
             on_change=self._persist, run_deadline=started + policy.hours * 3600,
         )
         runners = [AgentRunner(ctx, rec, self.log) for rec in self._records(ledger)]
@@ -197,8 +197,8 @@ class Supervisor:
         ctx = AgentContext(
             config=self.config, run_id=self.run_id, backend=self.backend, model=self.model,
             price=self.price, ledger=ledger, run_repo=run_repo, base_commit=details["base_commit"],
-            remote_url=user.remote_url, decisions=self.decisions, on_change=self._persist,
-            run_deadline=deadline,
+            remote_url=user.remote_url, base_branch=details.get("base_branch", user.branch),
+            decisions=self.decisions, on_change=self._persist, run_deadline=deadline,
         )
         runners, waiting, finished = [], {}, []
         for row in self.store.agents(self.run_id):
