@@ -101,6 +101,8 @@ def policy_show(policy: str = typer.Argument("default", help="A shipped policy n
 def start(
     repo: Path = RepoOpt,
     task: list[str] = typer.Option([], "--task", "-t", help="A task for one agent; repeat for more."),
+    tasks_file: Optional[Path] = typer.Option(None, "--tasks", help="A tasks file (TOML or YAML [[task]] entries)."),
+    github_label: Optional[str] = typer.Option(None, "--github-label", help="Take open GitHub issues with this label as tasks."),
     model: Optional[str] = typer.Option(None, help="Model name (default from the policy)."),
     budget: Optional[float] = typer.Option(None, help="Run budget in USD; never exceeded."),
     agent_budget: Optional[float] = typer.Option(None, help="Per-agent budget cap in USD."),
@@ -124,8 +126,8 @@ def start(
     if resume:
         recover(None, repo, state_dir, stream, output)
         return
-    if not task:
-        raise ConfigError("no task given", hint='pass --task "what to do" (repeatable)')
+    if task and (tasks_file or github_label):
+        raise ConfigError("--task cannot be combined with --tasks or --github-label", hint="pick one source")
     if output not in ("auto", "pretty", "json", "quiet"):
         raise ConfigError(f"--output {output!r} is not one of auto, pretty, json, quiet")
     from orchestrator.replay import REPLAY_PREFIX, ReplayModel, is_replay, resolve_recording
@@ -145,12 +147,33 @@ def start(
     overrides = {name: Price(p.input, p.output) for name, p in effective.prices.items()}
     model_price = resolve_price(effective.model, overrides=overrides, cli_price=cli_price)
     repo = repo.expanduser().resolve()
+    specs = (tuple(TaskSpec(title=t) for t in task) if task
+             else _found_tasks(repo, state_dir, effective, tasks_file, github_label))
     config = RunConfig(
         repo=repo, state_dir=_state_dir(repo, state_dir), policy=effective,
-        tasks=tuple(TaskSpec(title=t) for t in task), keep_containers=keep, secrets=_secrets(),
+        tasks=specs, keep_containers=keep, secrets=_secrets(),
     )
     chosen = replayed if replayed is not None else _openai_model(effective, stream)
     _finish(launch_run(config, model_price, chosen, output=output))
+
+
+def _found_tasks(repo: Path, state_dir: Optional[Path], policy: Any, tasks_file: Optional[Path],
+                 github_label: Optional[str]) -> tuple[Any, ...]:
+    """Tasks from a file, GitHub issues, or (neither given) discovery; the best `agents` of them."""
+    from dataclasses import replace
+
+    from orchestrator import gitops
+    from orchestrator.tasks.collect import Sources, collect_tasks
+
+    gitops.inspect_user_repo(repo)  # a clear error before any discovery runs
+    discover = tasks_file is None and github_label is None
+    sources = Sources(tasks_file=tasks_file, github_label=github_label, discovery=discover, coverage=discover,
+                      image=policy.image, test_command=policy.test_command)
+    found = collect_tasks(repo, sources, state_dir=_state_dir(repo, state_dir), limit=policy.agents)
+    if not found:
+        raise ConfigError("no task given and none found",
+                          hint='pass --task "what to do", a --tasks file, or see `fresh-sandbox tasks`')
+    return tuple(replace(t.to_spec(), key=t.key) for t in found)
 
 
 def _secrets() -> tuple[str, ...]:

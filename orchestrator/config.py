@@ -144,7 +144,8 @@ class TaskSpec:
 
     title: str
     description: str = ""
-    kind: str = "task"
+    kind: str = "task"  # feature | tests | docs | task: picks the prompt
+    key: str = ""  # stable identity of a discovered or filed task, for claims across runs
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,7 @@ RESUMED_NOTE = (
 
 
 def task_prompt(task: TaskSpec, resumed: bool = False) -> str:
-    """The first user message; its text also identifies the conversation in recordings."""
-    body = f"Task: {task.title}"
-    if task.description:
-        body += f"\n\n{task.description}"
-    return body + (RESUMED_NOTE if resumed else "") + "\n\nStart with the analysis."
+    """The first user message, worded for the task's kind; its text also names the conversation in recordings."""
+    from orchestrator.tasks.prompts import task_prompt as prompt_for_kind
+
+    return prompt_for_kind(task) + (RESUMED_NOTE if resumed else "")

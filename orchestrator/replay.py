@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -183,9 +184,19 @@ class ReplayModel:
         """The one recorded conversation whose first line (the task's title) matches, else ''.
 
         Lets a recording outlive a rewording of the prompt around the task."""
-        head = conversation.split("\n", 1)[0]
-        matches = {key for key, _ in self._calls if key.split("\n", 1)[0] == head}
+        title = task_title(conversation)
+        matches = {key for key, _ in self._calls if task_title(key) == title}
         return matches.pop() if len(matches) == 1 else ""
+
+
+_TASK_LINE = re.compile(r"^Task(?: \([^)]*\))?: (.*)$")
+
+
+def task_title(conversation: str) -> str:
+    """The task's title from a task prompt's first line ('Task: T' or 'Task (kind): T')."""
+    head = conversation.split("\n", 1)[0]
+    found = _TASK_LINE.match(head)
+    return found.group(1) if found else head
 
 
 def recording_path(state_dir: Path, run_id: str) -> Path:

@@ -173,10 +173,11 @@ class Supervisor:
             remote_url=user.remote_url, base_branch=user.branch, decisions=self.decisions,
             on_change=self._persist, run_deadline=started + policy.hours * 3600,
         )
-        runners = [AgentRunner(ctx, rec, self.log) for rec in self._records(ledger)]
+        records = self._records(ledger)
+        runners = [AgentRunner(ctx, rec, self.log) for rec in records if rec.state == State.QUEUED]
         with self._signals():
             self._drive(runners, {}, ledger, ctx.run_deadline)
-        return self._finish([r.rec for r in runners], ledger)
+        return self._finish(records, ledger)
 
     def resume(self) -> RunResult:
         """Continue a run whose supervisor died: re-attach or reap its containers, keep the ledger exact."""
@@ -315,11 +316,15 @@ class Supervisor:
     # -- persistence -----------------------------------------------------------
     def _records(self, ledger: Ledger) -> list[AgentRecord]:
         records = []
+        from orchestrator.tasks.claims import claim
+
         for index, task in enumerate(self.config.tasks, start=1):
             agent_id = f"a{index}"
             branch = f"fresh/{self.run_id}/{agent_id}-{slugify(task.title)}"
             ledger.open_account(agent_id, self.config.agent_budget_usd)
             rec = AgentRecord(agent_id=agent_id, task=task, branch=branch)
+            if task.key and not claim(self.store.path, self.run_id, task.key, agent_id):
+                rec.state, rec.reason = State.STOPPED, "not started: another run claimed this task"
             self._persist(rec)
             records.append(rec)
         return records
@@ -385,7 +390,8 @@ def config_snapshot(config: RunConfig, price: Price) -> dict[str, Any]:
     """What `resume` needs to rebuild the run's configuration."""
     return {
         "policy_full": config.policy.model_dump(),
-        "task_specs": [{"title": t.title, "description": t.description, "kind": t.kind} for t in config.tasks],
+        "task_specs": [{"title": t.title, "description": t.description, "kind": t.kind, "key": t.key}
+                       for t in config.tasks],
         "keep_containers": config.keep_containers,
         "price": [price.input_per_mtok, price.output_per_mtok],
     }

@@ -98,7 +98,7 @@ def test_no_daemon(sample_repo: SampleRepo) -> None:
 
 
 def test_no_task(sample_repo: SampleRepo) -> None:
-    assert_clean_failure(run_cli(["start", "--repo", str(sample_repo.path)]), "no task given")
+    assert_clean_failure(run_cli(["start", "--repo", str(sample_repo.path), "--tasks", "/nonexistent.toml"]), "nonexistent.toml")
 
 
 def test_control_commands_without_runs(tmp_path: Path) -> None:
