@@ -46,12 +46,13 @@ class State(StrEnum):
     TIMED_OUT = "timed_out"
     STOPPED = "stopped"
     REJECTED = "rejected"
+    REFUSED = "refused"  # the commits hold something that may not leave (symlink out, gitlink, huge file)
     FAILED = "failed"
 
 
 FINAL_STATES = frozenset({
     State.PUSHED, State.TESTS_FAILED, State.NO_CHANGES, State.BUDGET_EXHAUSTED,
-    State.TIMED_OUT, State.STOPPED, State.REJECTED, State.FAILED,
+    State.TIMED_OUT, State.STOPPED, State.REJECTED, State.REFUSED, State.FAILED,
 })
 
 
@@ -383,6 +384,8 @@ class AgentRunner:
     def _judge(self, tip: str) -> None:
         """Gate the imported commit; then push, or hand over to a person."""
         self._set(State.TESTING)
+        if self._refused(tip):
+            return
         changes = gitops.changed_files(self.ctx.run_repo, self.ctx.base_commit, tip)
         self.rec.test_changes = find_test_changes(changes)
         if self.rec.test_changes:
@@ -411,6 +414,20 @@ class AgentRunner:
             self._set(State.AWAITING_APPROVAL, reason)
             return
         self._push()
+
+    def _refused(self, tip: str) -> bool:
+        """Refuse commits holding what may not leave; the container is held for a person."""
+        reasons = gitops.find_refusals(self.ctx.run_repo, self.ctx.base_commit, tip,
+                                       self.ctx.config.policy.max_file_bytes)
+        if not reasons:
+            return False
+        held = ""
+        if self.sandbox is not None:
+            self.sandbox.hold()
+            held, self.sandbox = self.sandbox.id, None  # run() must not remove it
+        self.log.warning("work_refused", reasons=reasons, container_id=held or None, tip=tip)
+        self._finish(State.REFUSED, "refused: " + "; ".join(reasons))
+        return True
 
     def _push(self) -> None:
         self._set(State.PUSHING)

@@ -72,6 +72,10 @@ class Policy(_Strict):
     image: str = "fresh-sandbox/agent:latest"
     limits: LimitsPolicy = Field(default_factory=lambda: LimitsPolicy.model_validate({}))
     allow_test_changes: bool = False
+    max_file_bytes: int = Field(5 * 1024 * 1024, ge=1)  # a bigger file in a commit is refused
+    base_tests: bool = True  # the base commit's existing tests also run against the change
+    setup_network: bool = False  # setup_command may use the network; the agent phase never does
+    egress_allow: list[str] = Field(default_factory=list)  # hosts the agent may reach through the proxy
     schedule: str = "any"  # any | overnight | workhours
     work_hours: str = "09:00-18:00"
     work_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])

@@ -11,6 +11,7 @@ on the host.
 from __future__ import annotations
 
 import os
+import posixpath
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -163,3 +164,78 @@ def remote_has_branch(remote_url: str, branch: str) -> bool:
     """Whether the remote already has `branch` (for idempotent retries)."""
     out = git("ls-remote", "--heads", remote_url, f"refs/heads/{branch}", isolated=False, check=False)
     return bool(out.strip())
+
+
+# -- refusals: what no imported commit may add, read from objects, never from a checkout ----------
+_NULL_SHA = "0" * 40
+_SYMLINK, _GITLINK = "120000", "160000"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One line of `git diff-tree --raw`: a path's new mode and blob in one commit."""
+
+    commit: str
+    mode: str
+    sha: str
+    status: str
+    path: str
+
+
+def _raw_entries(run_repo: Path, commit: str) -> list[_Entry]:
+    """Every path a commit changes against each of its parents (merges included)."""
+    out = git("diff-tree", "-r", "-z", "-m", "--root", "--no-renames", "--no-abbrev", "--no-commit-id",
+              commit, cwd=run_repo)
+    parts, entries, i = out.split("\0"), [], 0
+    while i < len(parts) - 1:
+        meta = parts[i]
+        if meta.startswith(":"):
+            _, new_mode, _, new_sha, status = meta[1:].split(" ")
+            entries.append(_Entry(commit, new_mode, new_sha, status[:1], parts[i + 1]))
+            i += 2
+        else:
+            i += 1  # a commit id between the diffs of a merge's parents
+    return entries
+
+
+def _blob_sizes(run_repo: Path, shas: set[str]) -> dict[str, int]:
+    if not shas:
+        return {}
+    proc = subprocess.run(["git", *_HARDENED, "cat-file", "--batch-check=%(objectname) %(objectsize)"],
+                          cwd=run_repo, env=_isolated_env(), input="\n".join(sorted(shas)) + "\n",
+                          capture_output=True, text=True, check=True)
+    return {sha: int(size) for sha, size in (line.split() for line in proc.stdout.splitlines())}
+
+
+def _escapes_repo(link_path: str, target: str) -> bool:
+    """Whether a symlink at `link_path` pointing at `target` leaves the repository (or enters .git)."""
+    if target.startswith("/"):
+        return True
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link_path), target))
+    return resolved == ".." or resolved.startswith("../") or resolved.split("/")[0] == ".git"
+
+
+def find_refusals(run_repo: Path, base: str, tip: str, max_file_bytes: int) -> list[str]:
+    """Why the commits base..tip may not leave: outside symlinks, gitlinks, .gitmodules, huge files.
+
+    Every commit is read (a huge file added then deleted would still be pushed);
+    only objects in the host-owned run repository are read, nothing is checked out.
+    """
+    entries = [e for c in git("rev-list", f"{base}..{tip}", cwd=run_repo).split()
+               for e in _raw_entries(run_repo, c)]
+    reasons: list[str] = []
+    for e in entries:
+        if posixpath.basename(e.path) == ".gitmodules":
+            reasons.append(f"{e.path}: .gitmodules changed in {e.commit[:12]} (submodules are not accepted)")
+        elif e.mode == _GITLINK:
+            reasons.append(f"{e.path}: gitlink (submodule) added in {e.commit[:12]}")
+        elif e.mode == _SYMLINK:
+            target = git("cat-file", "blob", e.sha, cwd=run_repo)
+            if _escapes_repo(e.path, target):
+                reasons.append(f"{e.path}: symlink to {target!r} points outside the repository")
+    sizes = _blob_sizes(run_repo, {e.sha for e in entries if e.sha != _NULL_SHA and e.mode.startswith("100")})
+    for e in entries:
+        size = sizes.get(e.sha, 0)
+        if e.sha != _NULL_SHA and size > max_file_bytes:
+            reasons.append(f"{e.path}: {size} bytes in {e.commit[:12]}, over the limit of {max_file_bytes}")
+    return list(dict.fromkeys(reasons))  # the same blob in several commits is said once

@@ -129,6 +129,10 @@ class Sandbox(Protocol):
 
     def is_running(self) -> bool: ...
 
+    def hold(self) -> None:
+        """Keep this sandbox for a person: no reap of its run removes it (only an explicit delete)."""
+        ...
+
     def remove(self) -> None:
         """Stop and delete the sandbox; safe to call twice."""
         ...
@@ -150,5 +154,5 @@ class Backend(Protocol):
         ...
 
     def reap(self, run_id: str | None = None, keep: Collection[str] = ()) -> int:
-        """Remove leftover sandboxes of `run_id` (or of every run) except the ids in `keep`; returns how many."""
+        """Remove leftover sandboxes of `run_id` (or of every run) except the ids in `keep` and held ones."""
         ...

@@ -87,6 +87,8 @@ def container_kwargs(spec: SandboxSpec) -> dict[str, Any]:
     )
 
 
+HELD_PREFIX = "fresh-held-"  # a held sandbox's name: reap leaves it for a person
+
 CLONE_RC = "/tmp/.fresh-sandbox-clone.rc"
 CLONE_LOG = "/tmp/.fresh-sandbox-clone.log"
 
@@ -167,11 +169,17 @@ class DockerBackend:
         label = f"{LABEL_RUN}={run_id}" if run_id else f"{LABEL_ALL}=1"
         return [c["Id"] for c in self.client.api.containers(all=True, filters={"label": label})]
 
+    def held_ids(self, run_id: str | None = None) -> list[str]:
+        """Ids of the sandboxes held for a person (see `DockerSandbox.hold`)."""
+        return [cid for cid in self.sandbox_ids(run_id)
+                if self.client.api.inspect_container(cid)["Name"].lstrip("/").startswith(HELD_PREFIX)]
+
     def reap(self, run_id: str | None = None, keep: Collection[str] = ()) -> int:
-        """Force-remove the sandbox containers of `run_id` (or of every run) but `keep`; returns how many."""
+        """Force-remove the sandbox containers of `run_id` (or of every run) but `keep` and held ones."""
         removed = 0
+        held = set(self.held_ids(run_id))
         for cid in self.sandbox_ids(run_id):
-            if any(cid.startswith(k) for k in keep if k):
+            if cid in held or any(cid.startswith(k) for k in keep if k):
                 continue
             try:
                 self.client.api.remove_container(cid, force=True, v=True)
@@ -265,6 +273,14 @@ class DockerSandbox:
         except docker.errors.NotFound:
             return False
         return bool(state.get("Running"))
+
+    def hold(self) -> None:
+        """Rename the container `fresh-held-...`: reap skips it, `docker rm -f` removes it."""
+        self._channel.close()
+        try:
+            self._client.api.rename(self._id, f"{HELD_PREFIX}{self._id[:12]}")
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot hold {self._id[:12]}: {exc}") from exc
 
     def describe(self) -> dict[str, Any]:
         """Container id, image, state, network mode and the limits Docker actually applied."""

@@ -54,3 +54,9 @@ def test_test_changes_flag_modified_tests_and_config_not_new_tests() -> None:
     assert find_test_changes(changes) == ("M tests/test_stock.py", "D pkg/test_old.py", "M conftest.py",
                                      "M pyproject.toml")
     assert not is_test_path("inventory/testing_helpers.py")
+
+
+@pytest.mark.parametrize("path", ["conftest.py", "tests/conftest.py", "pytest.ini", "pytest.py",
+                                  "sitecustomize.py", "pkg/usercustomize.py", "evil.pth", "_pytest/main.py"])
+def test_added_config_and_runner_shadows_are_flagged(path: str) -> None:
+    assert find_test_changes([("A", path)]) == (f"A {path}",)

@@ -103,3 +103,34 @@ def test_push_is_idempotent(sample_repo: SampleRepo, tmp_path: Path) -> None:
     gitops.push_branch(run_repo, user.remote_url, "fresh/r/a1")
     gitops.push_branch(run_repo, user.remote_url, "fresh/r/a1")
     assert gitops.remote_has_branch(user.remote_url, "fresh/r/a1")
+
+
+def _agent_commit(sample_repo: SampleRepo, script: str) -> tuple[Path, str, str]:
+    """Run `script` in a clone, commit, and return (bare run repo holding it, base, tip)."""
+    repo = sample_repo.path
+    base = sh("git rev-parse HEAD", repo).strip()
+    sh(script + " && git add -A && git commit -qm work", repo)
+    return repo / ".git", base, sh("git rev-parse HEAD", repo).strip()
+
+
+@pytest.mark.parametrize("script,needle", [
+    ("ln -s /etc/passwd inventory/pw", "points outside the repository"),
+    ("ln -s ../../.. up", "points outside the repository"),
+    ("ln -s ../.git/config inventory/cfg", "points outside the repository"),
+    ("git update-index --add --cacheinfo 160000,$(git rev-parse HEAD),vendor/lib && git commit -qm sub"
+     " && echo x > y.txt", "gitlink"),
+    ("printf '[submodule \"x\"]\\n\\tpath = x\\n\\turl = ../x\\n' > .gitmodules", ".gitmodules"),
+    ("head -c 2000 /dev/zero > big.bin", "over the limit of 1000"),
+    ("head -c 2000 /dev/zero > big.bin && git add big.bin && git commit -qm big && git rm -q big.bin",
+     "over the limit of 1000"),  # added then deleted: still in the history that would be pushed
+])
+def test_refusals(sample_repo: SampleRepo, script: str, needle: str) -> None:
+    run_repo, base, tip = _agent_commit(sample_repo, script)
+    reasons = gitops.find_refusals(run_repo, base, tip, max_file_bytes=1000)
+    assert any(needle in r for r in reasons), reasons
+
+
+def test_inside_symlinks_and_small_files_are_accepted(sample_repo: SampleRepo) -> None:
+    run_repo, base, tip = _agent_commit(
+        sample_repo, "ln -s stock.py inventory/alias.py && ln -s ../README.md inventory/readme && echo x > s.txt")
+    assert gitops.find_refusals(run_repo, base, tip, max_file_bytes=1000) == []
