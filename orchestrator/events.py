@@ -9,7 +9,6 @@ file and renders the console. Call sites bind context and emit short names:
 from __future__ import annotations
 
 import json
-import re
 import sys
 import threading
 from pathlib import Path
@@ -18,13 +17,9 @@ from typing import IO, Any, Iterable, MutableMapping
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from orchestrator.tools import strip_control
+
 REDACTED = "***"
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def strip_control(text: str) -> str:
-    """Remove terminal escape sequences and control characters (keeps newline and tab)."""
-    return _CONTROL.sub("", text)
 
 
 class Redactor:

@@ -19,10 +19,10 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+from orchestrator.loopback import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -41,44 +41,21 @@ _ISSUES = re.compile(r"^/repos/([^/]+)/([^/]+)/issues$")
 _LABELS = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)/labels$")
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """GitHub's pulls, issues and labels endpoints, in memory, over real HTTP on loopback."""
+
+    thread_name = "fake-github"
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def __init__(self, token: str = "fake-token", *, port: int = 0) -> None:
         self.token = token
-        self.port = port
+        super().__init__(port)
         self._lock = threading.Lock()
         self._items: dict[tuple[str, str], list[dict[str, Any]]] = {}  # issues and pulls per repo
         self._requests: list[Request] = []
         self._failures: list[tuple[str, int, dict[str, Any]]] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self) -> FakeGitHub:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        handler = type("_BoundHandler", (_Handler,), {"owner": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="fake-github", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     @property
     def api_url(self) -> str:

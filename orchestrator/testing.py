@@ -26,9 +26,9 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from orchestrator.loopback import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,13 @@ def _positions(turns: list[Turn]) -> list[_Position]:
     return positions
 
 
-class ScriptedModelServer:
+class ScriptedModelServer(LoopbackServer):
     """An OpenAI-compatible chat-completions server on loopback that follows a script."""
+
+    thread_name = "scripted-model"
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def __init__(
         self,
@@ -115,7 +120,7 @@ class ScriptedModelServer:
             if isinstance(script, dict)
             else _positions(script)
         )
-        self.port = port
+        super().__init__(port)
         self.expected_key = expected_key
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
@@ -128,36 +133,6 @@ class ScriptedModelServer:
         self._fails_served: dict[tuple[str, int], int] = {}
         self._in_flight = 0
         self.max_concurrent = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self) -> ScriptedModelServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        handler = type("_BoundHandler", (_Handler,), {"owner": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        # A short poll keeps stop() quick: shutdown() waits for the loop's next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="scripted-model", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
 
     @property
     def base_url(self) -> str:

@@ -58,7 +58,7 @@ def test_pushed_branch_becomes_a_labelled_pull_request(sample_repo: SampleRepo, 
     assert agent["branch"] in remote_branches(sample_repo.remote)
     body = pulls[0].body
     assert body["head"] == agent["branch"] and body["base"] == "main"
-    assert "Expose low_stock" in body["body"] and "3 tests" in body["body"]
+    assert "Expose low_stock" in body["body"] and "4 tests" in body["body"]
     assert "gh-token-abcdef123456" not in seen_by_model
     assert "gh-token-abcdef123456" not in proc.stdout + proc.stderr
 

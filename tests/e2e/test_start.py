@@ -9,35 +9,14 @@ from typing import Any
 
 import pytest
 
+from orchestrator.demo import DEMO_SCRIPT
 from orchestrator.sample import SampleRepo
 from orchestrator.testing import Bash, ScriptedModelServer, Submit
 from tests.e2e.conftest import API_KEY, remote_branches
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
-ADD_FEATURE = [
-    Bash("cat inventory/stock.py inventory/cli.py"),
-    Bash(
-        "cat > inventory/cli.py <<'PY'\n"
-        "import sys\n\nfrom inventory.stock import low_stock\n\n\n"
-        "def main(argv: list[str] | None = None) -> int:\n"
-        "    args = sys.argv[1:] if argv is None else argv\n"
-        "    if args[:1] == ['low-stock']:\n"
-        "        print('\\n'.join(low_stock()))\n"
-        "        return 0\n"
-        "    print('usage: inventory low-stock')\n"
-        "    return 2\n"
-        "PY\n"
-        "cat > tests/test_cli.py <<'PY'\n"
-        "from inventory.cli import main\n\n\n"
-        "def test_low_stock_command(capsys):\n"
-        "    assert main(['low-stock']) == 0\n"
-        "    assert capsys.readouterr().out.split() == ['apple', 'plum']\n"
-        "PY\n"
-        "python3 -m pytest -q"
-    ),
-    Submit("Added the low-stock command with a test."),
-]
+ADD_FEATURE = DEMO_SCRIPT  # read the code, add the low-stock command with tests, submit
 
 
 def tool_outputs(server: ScriptedModelServer) -> str:
@@ -52,7 +31,7 @@ def test_passing_tests_push_the_branch(start: Any, sample_repo: SampleRepo) -> N
     report = run.report()
     agent = report["agents"][0]
     assert agent["status"] == "pushed" and agent["pushed"] and agent["tests_passed"]
-    assert agent["tests"]["tests"] == 3 and agent["tests"]["failures"] == 0
+    assert agent["tests"]["tests"] == 4 and agent["tests"]["failures"] == 0
     assert agent["branch"] in remote_branches(sample_repo.remote)
     shown = subprocess.run(["git", "show", f"{agent['branch']}:tests/test_cli.py"], cwd=sample_repo.remote,
                            capture_output=True, text=True, check=True).stdout
