@@ -187,7 +187,13 @@ def _openai_model(policy: Any, stream: bool) -> Any:
     if not api_key:
         raise ConfigError("OPENAI_API_KEY is not set",
                           hint="export OPENAI_API_KEY=... (any value for a local server that needs none)")
-    return OpenAIModel(policy.model, api_key=api_key, max_output_tokens=policy.max_output_tokens, stream=stream)
+    def http_error(status: int, retry_after: str | None) -> None:
+        from orchestrator import events
+
+        events.get_logger().warning("model_http_error", status=status, retry_after=retry_after)
+
+    return OpenAIModel(policy.model, api_key=api_key, max_output_tokens=policy.max_output_tokens, stream=stream,
+                       on_http_error=http_error)
 
 
 def _finish(result: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import Callable, TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from orchestrator.errors import ConfigError, ModelError
 
@@ -85,6 +85,7 @@ class OpenAIModel:
         max_retries: int = 2,
         stream: bool = False,
         http_client: httpx2.Client | None = None,
+        on_http_error: Callable[[int, str | None], None] | None = None,
     ) -> None:
         import openai  # lazily: the CLI must start without loading the SDK
 
@@ -95,6 +96,13 @@ class OpenAIModel:
         self.stream = stream
         if not api_key:
             raise ConfigError(f"no API key for model {name}", hint="set OPENAI_API_KEY")
+        if http_client is None and on_http_error is not None:
+            # The SDK retries 429/5xx by itself; a response hook makes every such answer visible.
+            def report(response: httpx2.Response) -> None:
+                if response.status_code == 429 or response.status_code >= 500:
+                    on_http_error(response.status_code, response.headers.get("retry-after"))
+
+            http_client = openai.DefaultHttpxClient(event_hooks={"response": [report]})
         # base_url=None lets the SDK fall back to OPENAI_BASE_URL, then api.openai.com.
         try:
             self._client = openai.OpenAI(

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.demo import DEMO_SCRIPT
 from orchestrator.sample import SampleRepo
-from orchestrator.testing import Bash, ScriptedModelServer, Submit
+from orchestrator.testing import Bash, Fail, ScriptedModelServer, Submit
 from tests.e2e.conftest import API_KEY, remote_branches
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -125,3 +125,23 @@ def test_planted_hooks_and_fsmonitor_do_not_run_on_the_host(start: Any, sample_r
     assert run.exit_code == 0, run.stderr
     assert run.report()["agents"][0]["pushed"]
     assert not marker.exists()
+
+
+def test_rate_limits_and_server_errors_are_retried_and_visible(start: Any, sample_repo: SampleRepo) -> None:
+    script = [Fail(429, headers={"retry-after": "0.2"}), Fail(503), *ADD_FEATURE]
+    with ScriptedModelServer(script) as server:
+        run = start(server.base_url)
+    assert run.exit_code == 0, run.stderr
+    errors = [e for e in run.events() if e["event"] == "model_http_error"]
+    assert [(e["status"], e["retry_after"]) for e in errors] == [(429, "0.2"), (503, None)]
+    assert all(e["agent"] == "a1" for e in errors)
+    assert run.report()["agents"][0]["pushed"]
+
+
+def test_model_failing_after_retries_fails_the_agent_cleanly(start: Any, sample_repo: SampleRepo) -> None:
+    with ScriptedModelServer([Bash("ls"), Fail(500)]) as server:
+        run = start(server.base_url)
+    assert run.exit_code == 1
+    agent = run.report()["agents"][0]
+    assert agent["status"] == "failed" and "model call failed" in agent["reason"]
+    assert len([e for e in run.events() if e["event"] == "model_http_error"]) == 3  # first try + 2 retries
