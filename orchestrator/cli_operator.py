@@ -270,3 +270,25 @@ def shell(
         raise PreflightError("the docker command is not installed", hint="install the Docker CLI")
     sys.stdout.flush()
     os.execvp(docker, ["docker", "exec", "-it", "-u", AGENT_USER, "-w", str(REPO_DIR), sandbox.id, "bash"])
+
+
+# -- the run as a whole -------------------------------------------------------
+
+@app.command()
+@friendly
+def dashboard(run: Optional[str] = RunOpt, repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt) -> None:
+    """A live view of a run started elsewhere (plain lines when there is no terminal)."""
+    from orchestrator import dashboard as view
+    from orchestrator.logview import events_path
+
+    store = _open_store(repo, state_dir)
+    run_id = _find_run(store, run)["run_id"]
+
+    def read_state() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return _find_run(store, run_id), store.agents(run_id)
+
+    try:
+        view.follow(read_state, events_path(_state_dir(repo, state_dir), run_id),
+                    run_over=run_over_check(store, run_id))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
