@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import structlog
+
 from orchestrator import forge, gitops, prompts
 from orchestrator.budget import Ledger, worst_case_usd
 from orchestrator.config import RunConfig, TaskSpec
@@ -148,6 +150,8 @@ class AgentRunner:
         """Run to a final state; never raises for an agent-level failure."""
         keep = self.ctx.config.keep_containers
         self._start_clock()
+        # Events raised below this thread's calls (e.g. the model client's retries) carry the agent id.
+        structlog.contextvars.bind_contextvars(agent=self.rec.agent_id)
         try:
             if self.rec.state == State.PUSHING and self.rec.tip:
                 self.log.info("resuming_push", tip=self.rec.tip)
