@@ -292,3 +292,30 @@ def dashboard(run: Optional[str] = RunOpt, repo: Path = RepoOpt, state_dir: Opti
                     run_over=run_over_check(store, run_id))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+@app.command()
+@friendly
+def doctor(
+    repo: Path = RepoOpt,
+    model: Optional[str] = typer.Option(None, help="Model name (default from the policy)."),
+    price: Optional[str] = typer.Option(None, help="Price of a model missing from the table: IN/OUT USD per million tokens."),
+    policy: Optional[str] = typer.Option(None, help="Policy name or file (default: default)."),
+) -> None:
+    """Check Docker, the images, the model endpoint and price, the git remote and the token."""
+    from orchestrator import doctor as checks
+    from orchestrator.config import load_policy
+    from orchestrator.prices import Price
+
+    effective = load_policy(policy)
+    overrides = {name: Price(p.input, p.output) for name, p in effective.prices.items()}
+    results = checks.run_all(repo, image=effective.image, runtime=effective.runtime,
+                             model=model or effective.model, cli_price=price, price_overrides=overrides)
+    colors = {checks.OK: "green", checks.WARN: "yellow", checks.FAIL: "red"}
+    for c in results:
+        mark = typer.style(f"{c.status:<4}", fg=colors[c.status], bold=True)
+        typer.echo(f"{mark} {c.name:<15} {c.detail}")
+        if c.fix and c.status != checks.OK:
+            typer.echo(f"     {'':<15} fix: {c.fix}")
+    if checks.failed(results):
+        raise typer.Exit(1)
