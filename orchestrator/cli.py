@@ -173,7 +173,7 @@ def _found_tasks(repo: Path, state_dir: Optional[Path], policy: Any, tasks_file:
     if not found:
         raise ConfigError("no task given and none found",
                           hint='pass --task "what to do", a --tasks file, or see `fresh-sandbox tasks`')
-    return tuple(replace(t.to_spec(), key=t.key) for t in found)
+    return tuple(replace(t.to_spec(), key=t.key, files=t.files) for t in found)
 
 
 def _secrets() -> tuple[str, ...]:

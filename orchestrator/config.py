@@ -80,6 +80,7 @@ class Policy(_Strict):
     work_hours: str = "09:00-18:00"
     work_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
     min_useful_calls: int = Field(3, ge=1)
+    serialise_overlapping: bool = False  # tasks naming the same files never run at once
     pr_labels: list[str] = Field(default_factory=lambda: ["autonomous"])  # an agent starts only if the budget covers this many calls
 
     @field_validator("test_command")
@@ -150,6 +151,7 @@ class TaskSpec:
     description: str = ""
     kind: str = "task"  # feature | tests | docs | task: picks the prompt
     key: str = ""  # stable identity of a discovered or filed task, for claims across runs
+    files: tuple[str, ...] = ()  # files of interest, for serialising overlapping tasks
 
 
 @dataclass(frozen=True)

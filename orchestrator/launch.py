@@ -67,7 +67,7 @@ def load_interrupted_run(state_dir: Path, run_id: str | None, secrets: tuple[str
     details = json.loads(info["info"])
     config = RunConfig(
         repo=Path(info["repo"]), state_dir=state_dir, policy=parse_policy(details["policy_full"], "stored run"),
-        tasks=tuple(TaskSpec(**t) for t in details["task_specs"]),
+        tasks=tuple(TaskSpec(**{**t, "files": tuple(t.get("files", ()))}) for t in details["task_specs"]),
         keep_containers=bool(details.get("keep_containers")), secrets=secrets,
     )
     price_in, price_out = details["price"]

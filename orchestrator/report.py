@@ -38,14 +38,20 @@ def agent_entry(rec: AgentRecord) -> dict[str, Any]:
     }
 
 
+Overlap = tuple[str, str, set[str]]  # two agents and the files both changed
+
+
 def build(run_id: str, records: Iterable[AgentRecord], *, spent_usd: float, budget_usd: float,
-          model: str) -> dict[str, Any]:
+          model: str, overlaps: Iterable[Overlap] = ()) -> dict[str, Any]:
     agents = [agent_entry(r) for r in records]
+    overlap_list = [{"agents": [a, b], "files": sorted(files)} for a, b, files in overlaps]
     attention = [
         f"{a['agent_id']}: {a['status']} - {a['reason']}" for a in agents
         if a["status"] not in (State.PUSHED, State.NO_CHANGES)
     ] + [f"{a['agent_id']}: changed existing tests ({', '.join(a['test_changes'])})"
-         for a in agents if a["test_changes"]]
+         for a in agents if a["test_changes"]] + [
+        f"{o['agents'][0]} and {o['agents'][1]} changed the same files: {', '.join(o['files'][:5])}"
+        for o in overlap_list]
     return {
         "run_id": run_id,
         "model": model,
@@ -58,6 +64,7 @@ def build(run_id: str, records: Iterable[AgentRecord], *, spent_usd: float, budg
             "pushed": sum(1 for a in agents if a["pushed"]),
             "agents": len(agents),
         },
+        "overlaps": overlap_list,
         "needs_attention": attention,
     }
 
@@ -90,9 +97,9 @@ def _cell(text: str) -> str:
 
 
 def write(run_dir: Path, run_id: str, records: Iterable[AgentRecord], *, spent_usd: float,
-          budget_usd: float, model: str) -> Path:
+          budget_usd: float, model: str, overlaps: Iterable[Overlap] = ()) -> Path:
     """Write report.json and report.md into the run directory; returns the JSON path."""
-    data = build(run_id, records, spent_usd=spent_usd, budget_usd=budget_usd, model=model)
+    data = build(run_id, records, spent_usd=spent_usd, budget_usd=budget_usd, model=model, overlaps=overlaps)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     (run_dir / "report.md").write_text(render_markdown(data), encoding="utf-8")

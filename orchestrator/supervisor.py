@@ -26,7 +26,7 @@ from orchestrator import gitops, report
 from orchestrator.agent import FINAL_STATES, AgentContext, AgentRecord, AgentRunner, State
 from orchestrator.budget import Ledger, LedgerEntry, worst_case_usd
 from orchestrator.config import RunConfig, TaskSpec
-from orchestrator.errors import PreflightError
+from orchestrator.errors import FreshError, PreflightError
 from orchestrator.model import Model
 from orchestrator.prices import Price
 from orchestrator.store import Store
@@ -149,6 +149,7 @@ class Supervisor:
         self.schedule = config.policy.run_schedule()
         self._started_any = False
         self._exhausted = False  # the run's time or window ran out
+        self._base_commit: str | None = None
 
     def run(self) -> RunResult:
         """Preflight, run every task, write the report. Raises FreshError only before anything starts."""
@@ -157,6 +158,7 @@ class Supervisor:
         self.backend.preflight(policy.image)
         self.dir.mkdir(parents=True, exist_ok=True)
         run_repo = gitops.create_run_repo(user, self.dir / "origin.git")
+        self._base_commit = user.head
         started = time.monotonic()
         self.store.start_run(self.run_id, str(user.path), policy.budget_usd, os.getpid(), {
             "model": policy.model, "policy": policy.name, "base_commit": user.head,
@@ -185,6 +187,7 @@ class Supervisor:
         if info is None:
             raise PreflightError(f"no run {self.run_id}", hint="`fresh-sandbox status` shows the latest run")
         details = json.loads(info["info"])
+        self._base_commit = details["base_commit"]
         user = gitops.inspect_user_repo(self.config.repo, state_dir_name=self.config.state_dir.name,
                                         require_clean=False)
         self.backend.preflight(self.config.policy.image)
@@ -252,13 +255,18 @@ class Supervisor:
                     while queue:
                         queue.popleft().skip(State.STOPPED, f"not started: {reason}")
                 elif self._may_start():
+                    deferred: list[AgentRunner] = []
                     while queue and len(running) < slots:
                         runner = queue.popleft()
+                        if self._conflicts(runner, running.values()):
+                            deferred.append(runner)  # waits until the agent touching its files ends
+                            continue
                         shortfall = self._unaffordable(runner, ledger)
                         if shortfall:
                             runner.skip(State.BUDGET_EXHAUSTED, shortfall)
                             continue
                         running[pool.submit(runner.run)] = runner
+                    queue.extendleft(reversed(deferred))
                 for agent_id, runner in list(waiting.items()):
                     verdict = self.decisions.approval(agent_id)
                     stop = self.decisions.stop_reason(agent_id)
@@ -274,6 +282,13 @@ class Supervisor:
                     if runner.rec.state == State.AWAITING_APPROVAL:
                         waiting[runner.rec.agent_id] = runner
                 self.store.set_spent(self.run_id, ledger.spent_usd)
+
+    def _conflicts(self, runner: AgentRunner, running: Any) -> bool:
+        """Whether the policy serialises tasks whose files of interest overlap, and this one does."""
+        files = set(runner.rec.task.files)
+        if not (self.config.policy.serialise_overlapping and files):
+            return False
+        return any(files & set(other.rec.task.files) for other in running)
 
     def _watch_limits(self, deadline: float) -> None:
         """Turn the run's deadline and a closing run window into a drain."""
@@ -368,6 +383,21 @@ class Supervisor:
 
         return _Handler()
 
+    def _overlaps(self, records: list[AgentRecord]) -> list[tuple[str, str, set[str]]]:
+        from orchestrator.tasks.claims import overlapping
+
+        if self._base_commit is None:
+            return []
+        try:
+            changes = changed_by_agent(self.dir / "origin.git", self._base_commit, records)
+        except FreshError as exc:
+            self.log.warning("overlap_check_failed", error=str(exc))
+            return []
+        found = overlapping(changes)
+        for first, second, files in found:
+            self.log.warning("agents_overlap", agents=[first, second], files=sorted(files)[:20])
+        return found
+
     def _finish(self, records: list[AgentRecord], ledger: Ledger) -> RunResult:
         if not self.config.keep_containers:
             # Safety net: nothing of this run outlives it but sandboxes a person may still look at.
@@ -376,7 +406,7 @@ class Supervisor:
         spent = ledger.spent_usd
         budget = self.config.policy.budget_usd
         path = report.write(self.dir, self.run_id, records, spent_usd=spent, budget_usd=budget,
-                            model=self.config.policy.model)
+                            model=self.config.policy.model, overlaps=self._overlaps(records))
         exit_code = EXIT_EXHAUSTED if self._exhausted else outcome_exit_code(records)
         status = {EXIT_OK: "finished", EXIT_AGENTS_FAILED: "finished_with_failures",
                   EXIT_EXHAUSTED: "exhausted"}.get(exit_code, "finished")
@@ -386,12 +416,21 @@ class Supervisor:
         return RunResult(self.run_id, tuple(records), spent, budget, path, exit_code)
 
 
+def changed_by_agent(run_repo: Path, base: str, records: list[AgentRecord]) -> dict[str, set[str]]:
+    """The files each agent's imported work changes, read from the host-owned run repository."""
+    changes: dict[str, set[str]] = {}
+    for rec in records:
+        if rec.tip:
+            changes[rec.agent_id] = {path for _, path in gitops.changed_files(run_repo, base, rec.tip)}
+    return changes
+
+
 def config_snapshot(config: RunConfig, price: Price) -> dict[str, Any]:
     """What `resume` needs to rebuild the run's configuration."""
     return {
         "policy_full": config.policy.model_dump(),
-        "task_specs": [{"title": t.title, "description": t.description, "kind": t.kind, "key": t.key}
-                       for t in config.tasks],
+        "task_specs": [{"title": t.title, "description": t.description, "kind": t.kind, "key": t.key,
+                        "files": list(t.files)} for t in config.tasks],
         "keep_containers": config.keep_containers,
         "price": [price.input_per_mtok, price.output_per_mtok],
     }

@@ -191,3 +191,29 @@ def test_work_window_closing_mid_run_drains(sample_repo: SampleRepo, agent_image
     events = (sample_repo.path / ".fresh" / "runs" / report["run_id"] / "events.jsonl").read_text()
     assert "run_window_closed" in events and events.count('"work_kept"') == 2
     assert remote_branches(sample_repo.remote) == ["main"]
+
+
+def test_tasks_file_overlap_is_reported_and_serialised(sample_repo: SampleRepo, agent_image: str,
+                                                       tmp_path: Path) -> None:
+    tasks_file = tmp_path / "tasks.toml"
+    tasks_file.write_text(
+        '[[task]]\ntitle = "agent-task-01 document stock"\nkind = "task"\nfiles = ["inventory/stock.py"]\n\n'
+        '[[task]]\ntitle = "agent-task-02 tidy stock"\nkind = "task"\nfiles = ["inventory/stock.py"]\n'
+    )
+    policy = tmp_path / "serial.toml"
+    policy.write_text("serialise_overlapping = true\n")
+    edit = "printf '\\n# %s\\n' {0} >> inventory/stock.py"
+    script = {"agent-task-01": [Bash(edit.format("one")), Submit("Noted.")],
+              "agent-task-02": [Bash(edit.format("two")), Submit("Noted.")]}
+    with ScriptedModelServer(script, delay_s=0.3) as server:
+        proc = run_cli(start_args(sample_repo.path, "--no-approval", "--tasks", str(tasks_file), "--policy",
+                                  str(policy)), base_url=server.base_url, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = report_of(sample_repo.path)
+    assert [a["status"] for a in report["agents"]] == ["pushed", "pushed"]
+    assert report["overlaps"] == [{"agents": ["a1", "a2"], "files": ["inventory/stock.py"]}]
+    events = [json.loads(line) for line in
+              (sample_repo.path / ".fresh" / "runs" / report["run_id"] / "events.jsonl").read_text().splitlines()]
+    first_done = next(e["timestamp"] for e in events if e.get("agent") == "a1" and e.get("state") == "pushed")
+    second_start = next(e["timestamp"] for e in events if e.get("agent") == "a2" and e["event"] == "sandbox_created")
+    assert second_start > first_done
