@@ -79,9 +79,9 @@ class Policy(_Strict):
     schedule: str = "any"  # any | overnight | workhours
     work_hours: str = "09:00-18:00"
     work_days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
-    min_useful_calls: int = Field(3, ge=1)
+    min_useful_calls: int = Field(3, ge=1)  # an agent starts only if the budget covers this many calls
     serialise_overlapping: bool = False  # tasks naming the same files never run at once
-    pr_labels: list[str] = Field(default_factory=lambda: ["autonomous"])  # an agent starts only if the budget covers this many calls
+    pr_labels: list[str] = Field(default_factory=lambda: ["autonomous"])
 
     @field_validator("test_command")
     @classmethod
