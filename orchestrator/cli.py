@@ -117,12 +117,15 @@ def start(
     state_dir: Optional[Path] = StateOpt,
     stream: bool = typer.Option(False, help="Stream model responses."),
     output: str = typer.Option("auto", "--output", help="Console events: auto, pretty, json or quiet."),
+    non_interactive: bool = typer.Option(False, "--non-interactive", help="Headless: JSON events on stdout, no live view."),
 ) -> None:
     """Start agents on tasks; each works in its own sandbox and pushes only tested work."""
     from orchestrator.config import RunConfig, TaskSpec, load_policy, override
     from orchestrator.launch import launch_run
     from orchestrator.prices import Price, parse_price, resolve_price
 
+    if non_interactive and output == "auto":
+        output = "json"
     if resume:
         recover(None, repo, state_dir, stream, output)
         return
@@ -225,7 +228,7 @@ def recover(
 def status(
     repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt,
     run: Optional[str] = typer.Option(None, help="Run id (default: the latest)."),
-    format: str = typer.Option("table", "--format", help="table or json"),
+    format: str = typer.Option("table", "--format", help="table, detailed or json"),
 ) -> None:
     """Show the agents of a run."""
     store = _open_store(repo, state_dir)
@@ -237,8 +240,16 @@ def status(
         info["info"] = json.loads(info["info"])
         typer.echo(json.dumps({"run": info, "agents": agents}, indent=2))
         return
+    if format == "detailed":
+        typer.echo(f"run {info['run_id']} ({info['status']}): ${info['spent_usd']:.4f} of ${info['budget_usd']:.2f}")
+        for a in agents:
+            typer.echo(f"\n{a['agent_id']}  {a['state']}  {a['task']}")
+            for key in ("reason", "branch", "tip", "container_id", "steps", "prompt_tokens", "completion_tokens"):
+                typer.echo(f"  {key}: {a[key]}")
+            typer.echo(f"  cost: ${a['cost_usd']:.4f}  tests passed: {bool(a['tests_passed'])}  pushed: {bool(a['pushed'])}")
+        return
     if format != "table":
-        raise ConfigError(f"--format {format!r} is not one of table, json")
+        raise ConfigError(f"--format {format!r} is not one of table, detailed, json")
     from rich.console import Console
     from rich.table import Table
 

@@ -150,6 +150,7 @@ class Supervisor:
         self._started_any = False
         self._exhausted = False  # the run's time or window ran out
         self._base_commit: str | None = None
+        self._ledger: Ledger | None = None
 
     def run(self) -> RunResult:
         """Preflight, run every task, write the report. Raises FreshError only before anything starts."""
@@ -168,7 +169,7 @@ class Supervisor:
         self.log.info("run_started", repo=str(user.path), base_commit=user.head, model=policy.model,
                       budget_usd=policy.budget_usd, agents=min(policy.agents, len(self.config.tasks)),
                       tasks=len(self.config.tasks), policy=policy.name, schedule=policy.schedule)
-        ledger = Ledger(policy.budget_usd, on_change=self._persist_ledger)
+        ledger = self._ledger = Ledger(policy.budget_usd, on_change=self._persist_ledger)
         ctx = AgentContext(
             config=self.config, run_id=self.run_id, backend=self.backend, model=self.model,
             price=self.price, ledger=ledger, run_repo=run_repo, base_commit=user.head,
@@ -195,8 +196,8 @@ class Supervisor:
         self.store.set_status(self.run_id, "running", os.getpid())
         elapsed = time.time() - float(info["started_at"])
         deadline = time.monotonic() + max(0.0, self.config.policy.hours * 3600 - elapsed)
-        ledger = Ledger(self.config.policy.budget_usd, on_change=self._persist_ledger,
-                        first_seq=self.store.last_ledger_seq(self.run_id) + 1)
+        ledger = self._ledger = Ledger(self.config.policy.budget_usd, on_change=self._persist_ledger,
+                                       first_seq=self.store.last_ledger_seq(self.run_id) + 1)
         spent = self.store.spent_by_agent(self.run_id)
         ctx = AgentContext(
             config=self.config, run_id=self.run_id, backend=self.backend, model=self.model,
@@ -373,6 +374,7 @@ class Supervisor:
             def _handle(self, signum: int, _frame: Any) -> None:
                 if supervisor.decisions.stop_all.is_set():
                     supervisor.log.warning("second_interrupt_exiting")
+                    supervisor.abandon()
                     os._exit(130)
                 supervisor.log.warning("stopping", signal=signal.Signals(signum).name)
                 supervisor.decisions.stop_run(f"stopped by {signal.Signals(signum).name}; work kept")
@@ -382,6 +384,11 @@ class Supervisor:
                     signal.signal(sig, handler)
 
         return _Handler()
+
+    def abandon(self) -> None:
+        """Record the run as interrupted before an immediate exit; `recover` picks it up."""
+        spent = self._ledger.spent_usd + self._ledger.reserved_usd if self._ledger else 0.0
+        self.store.end_run(self.run_id, "interrupted", spent)
 
     def _overlaps(self, records: list[AgentRecord]) -> list[tuple[str, str, set[str]]]:
         from orchestrator.tasks.claims import overlapping

@@ -217,3 +217,32 @@ def test_tasks_file_overlap_is_reported_and_serialised(sample_repo: SampleRepo, 
     first_done = next(e["timestamp"] for e in events if e.get("agent") == "a1" and e.get("state") == "pushed")
     second_start = next(e["timestamp"] for e in events if e.get("agent") == "a2" and e["event"] == "sandbox_created")
     assert second_start > first_done
+
+
+def test_sigterm_drains_gracefully(sample_repo: SampleRepo, agent_image: str) -> None:
+    script = {f"agent-task-{i:02d}": [Bash(f"echo {j} >> work.txt; sleep 0.5") for j in range(60)] for i in (1, 2)}
+    with ScriptedModelServer(script) as server:
+        proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(2)), server.base_url)
+        wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"] * 2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 1
+    report = report_of(sample_repo.path)
+    assert all(a["status"] == "stopped" and "SIGTERM" in a["reason"] for a in report["agents"])
+    assert run_containers(report["run_id"]) == []
+    events = (sample_repo.path / ".fresh" / "runs" / report["run_id"] / "events.jsonl").read_text()
+    assert events.count('"work_kept"') == 2  # each agent's work so far is imported, not lost
+
+
+def test_second_interrupt_exits_at_once_and_recover_finishes(sample_repo: SampleRepo, agent_image: str) -> None:
+    script = {"agent-task-01": [Bash("sleep 2"), *add_file(1)]}
+    with ScriptedModelServer(script) as server:
+        proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(1)), server.base_url)
+        wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"])
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert status_json(sample_repo.path)["run"]["status"] == "interrupted"
+        proc2 = run_cli(["recover", "--repo", str(sample_repo.path), "--output", "json"], base_url=server.base_url)
+    assert proc2.returncode == 0, proc2.stderr
+    assert report_of(sample_repo.path)["agents"][0]["status"] == "pushed"
