@@ -19,16 +19,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.agent import FINAL_STATES
 from orchestrator.events import render_pretty
 from orchestrator.logview import EventTail
 from orchestrator.tools import strip_control
 
 Row = Mapping[str, Any]
-FINAL = frozenset({"pushed", "tests_failed", "no_changes", "budget_exhausted", "timed_out", "stopped",
-                   "rejected", "failed"})
+FINAL = frozenset(str(state) for state in FINAL_STATES)
 STATE_STYLE = {"pushed": "green", "awaiting_approval": "bold yellow", "tests_failed": "red", "failed": "red",
-               "budget_exhausted": "magenta", "timed_out": "magenta", "stopped": "dim", "rejected": "dim",
-               "no_changes": "dim"}
+               "budget_exhausted": "magenta", "timed_out": "magenta", "refused": "red", "stopped": "dim",
+               "rejected": "dim", "no_changes": "dim"}
 RECENT_EVENTS = 6
 
 
