@@ -167,7 +167,7 @@ def agent_details(store: Any, state_dir: Path, agent_id: str, run: Optional[str]
         "base_commit": base, "tip": tip or None,
         "diff_stat": agent_diff(_run_repo(state_dir, row["run_id"]), base, tip, stat=True) if base and tip else "",
         "tests": entry["tests"] if entry else _tests_from_events(events),
-        "summary": entry["summary"] if entry else next(
+        "summary": row.get("summary") or (entry or {}).get("summary") or next(
             (e.get("summary", "") for e in reversed(events) if e.get("event") == "submitted"), ""),
         "container": describe_container(row["container_id"]),
         "events": events[-10:],
