@@ -157,7 +157,8 @@ def start(
         tasks=specs, keep_containers=keep, secrets=_secrets(),
     )
     chosen = replayed if replayed is not None else _openai_model(effective, stream)
-    _finish(launch_run(config, model_price, chosen, output=output))
+    live = output == "auto" and not non_interactive and sys.stdout.isatty() and sys.stderr.isatty()
+    _finish(launch_run(config, model_price, chosen, output=output, live=live))
 
 
 def _found_tasks(repo: Path, state_dir: Optional[Path], policy: Any, tasks_file: Optional[Path],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,11 @@ def console_mode(output: str) -> str:
 
 
 def launch_run(config: RunConfig, price: Price, model: Model, *, output: str = "auto",
-               backend: Any = None, resume_run: str | None = None) -> RunResult:
-    """Run (or resume) a run to its end and return its result; FreshError before anything starts."""
+               backend: Any = None, resume_run: str | None = None, live: bool = False) -> RunResult:
+    """Run (or resume) a run to its end and return its result; FreshError before anything starts.
+
+    With `live`, a dashboard thread shows the run and console event lines are kept quiet.
+    """
     from sandbox.docker import DockerBackend
 
     if resume_run is None:
@@ -38,15 +43,44 @@ def launch_run(config: RunConfig, price: Price, model: Model, *, output: str = "
         model = RecordingModel(model, recording_path(config.state_dir, run_id),
                                meta={"price": [price.input_per_mtok, price.output_per_mtok]})
     events.configure(run_dir(config.state_dir, run_id) / "events.jsonl", secrets=config.secrets,
-                     console=console_mode(output))
+                     console="quiet" if live else console_mode(output))
     store = Store(config.state_dir / "state.db")
+    done = threading.Event()
+    view = start_live_view(config, run_id, done) if live else None
     try:
         supervisor = Supervisor(config, run_id, backend=backend or DockerBackend(), model=model, price=price,
                                 store=store, log=events.get_logger())
         return supervisor.resume() if resume_run else supervisor.run()
     finally:
+        done.set()
+        if view is not None:
+            view.join(timeout=5)
         events.shutdown()
         store.close()
+
+
+def start_live_view(config: RunConfig, run_id: str, done: threading.Event) -> threading.Thread:
+    """The dashboard in a thread of its own, reading the store through its own connection."""
+    from orchestrator import dashboard
+
+    def read_state() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        run = viewer.run(run_id)
+        if run is None:  # preflight has not recorded the run yet
+            run = {"run_id": run_id, "status": "running", "budget_usd": config.policy.budget_usd,
+                   "spent_usd": 0.0, "started_at": time.time(), "ended_at": None, "info": "{}"}
+        run["info"] = json.loads(run["info"])
+        return run, viewer.agents(run_id)
+
+    def show() -> None:
+        try:
+            dashboard.follow(read_state, run_dir(config.state_dir, run_id) / "events.jsonl", run_over=done.is_set)
+        finally:
+            viewer.close()
+
+    viewer = Store(config.state_dir / "state.db")
+    thread = threading.Thread(target=show, name="dashboard", daemon=True)
+    thread.start()
+    return thread
 
 
 def load_interrupted_run(state_dir: Path, run_id: str | None, secrets: tuple[str, ...]) -> tuple[str, RunConfig, Price]:

@@ -164,7 +164,8 @@ class Supervisor:
         self.store.start_run(self.run_id, str(user.path), policy.budget_usd, os.getpid(), {
             "model": policy.model, "policy": policy.name, "base_commit": user.head,
             "base_branch": user.branch, "tasks": [t.title for t in self.config.tasks],
-            "hours": policy.hours, "agents": policy.agents, **config_snapshot(self.config, self.price),
+            "hours": policy.hours, "deadline": time.time() + policy.hours * 3600, "agents": policy.agents,
+            **config_snapshot(self.config, self.price),
         })
         self.log.info("run_started", repo=str(user.path), base_commit=user.head, model=policy.model,
                       budget_usd=policy.budget_usd, agents=min(policy.agents, len(self.config.tasks)),

@@ -145,3 +145,36 @@ def test_model_failing_after_retries_fails_the_agent_cleanly(start: Any, sample_
     agent = run.report()["agents"][0]
     assert agent["status"] == "failed" and "model call failed" in agent["reason"]
     assert len([e for e in run.events() if e["event"] == "model_http_error"]) == 3  # first try + 2 retries
+
+
+def test_start_on_a_terminal_shows_the_live_dashboard(sample_repo: SampleRepo, agent_image: str) -> None:
+    import os
+    import pty
+    import select
+    import sys
+
+    with ScriptedModelServer(ADD_FEATURE) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+        env.update(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=server.base_url, COLUMNS="120", TERM="xterm")
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: the CLI on a terminal, as a person runs it
+            os.execvpe(sys.executable, [sys.executable, "-m", "orchestrator", "start", "--repo",
+                                        str(sample_repo.path), "--task", "Expose low_stock", "--model", "scripted",
+                                        "--price", "1/1", "--no-approval"], env)
+        screen = b""
+        while True:
+            ready, _, _ = select.select([fd], [], [], 120)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        _, status = os.waitpid(pid, 0)
+    text = screen.decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    assert "budget" in text and "agent" in text and "recent events" in text
+    assert '{"event"' not in text  # no raw JSON lines fighting with the live view
