@@ -24,7 +24,7 @@ from orchestrator import forge, gitops, prompts
 from orchestrator.budget import Ledger, worst_case_usd
 from orchestrator.config import RunConfig, TaskSpec
 from orchestrator.errors import BudgetExhausted, FreshError, ModelError, PushError
-from orchestrator.gate import Verdict, find_test_changes, run_gate
+from orchestrator.gate import Verdict, base_phase, find_test_changes, run_gate
 from orchestrator.model import Model
 from orchestrator.prices import Price
 from orchestrator.tools import TOOL_SCHEMAS, BashCall, ToolCallError, format_observation, parse_tool_call
@@ -398,6 +398,7 @@ class AgentRunner:
         verdict = run_gate(
             self.ctx.backend.create, replace(self._spec("gate", tip), network=False),
             policy.test_command, setup_command=policy.setup_command, timeout_s=policy.test_timeout_s,
+            base=base_phase(self.ctx.base_commit, changes) if policy.base_tests else None,
         )
         self.rec.verdict = verdict
         self.rec.tests_passed = verdict.passed
@@ -405,6 +406,9 @@ class AgentRunner:
             "tests_finished", passed=verdict.passed, reason=verdict.reason, exit_code=verdict.exit_code,
             tests=verdict.counts.tests, failures=verdict.counts.failures, errors=verdict.counts.errors,
             duration_s=round(verdict.duration_s, 3),
+            base_tests=None if verdict.base is None else {
+                "passed": verdict.base.passed, "reason": verdict.base.reason, "tests": verdict.base.counts.tests,
+                "failures": verdict.base.counts.failures, "duration_s": round(verdict.base.duration_s, 3)},
         )
         if not verdict.passed:
             self._finish(State.TESTS_FAILED, verdict.reason)

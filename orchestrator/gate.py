@@ -14,7 +14,7 @@ import secrets
 import shlex
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Callable
 
@@ -61,6 +61,7 @@ class Verdict:
     duration_s: float
     output_tail: str = ""
     test_changes: tuple[str, ...] = field(default=())
+    base: Verdict | None = None  # the base commit's tests run against the change, when they ran
 
 
 def is_test_path(path: str) -> bool:
@@ -136,6 +137,34 @@ def judge(exit_code: int | None, timed_out: bool, report: bytes | None, uses_jun
     return True, "tests passed", counts
 
 
+@dataclass(frozen=True)
+class BasePhase:
+    """How to put the base commit's tests back over the change: restore these, delete those."""
+
+    commit: str
+    restore: tuple[str, ...]  # test paths the change modified or deleted
+    remove: tuple[str, ...]  # test paths and test-shaping files the change added
+
+    def command(self) -> str:
+        q = " ".join(shlex.quote(p) for p in self.restore)
+        r = " ".join(shlex.quote(p) for p in self.remove)
+        steps = []
+        if self.restore:
+            steps.append(f"git -c core.hooksPath=/dev/null checkout -q {shlex.quote(self.commit)} -- {q}")
+        if self.remove:
+            steps.append(f"rm -rf -- {r}")
+        return " && ".join(steps)
+
+
+def base_phase(base_commit: str, changes: list[tuple[str, str]]) -> BasePhase | None:
+    """The base-tests phase for a change, or None when the change leaves every test path alone."""
+    touched = [(s, p) for s, p in changes if is_test_path(p) or shapes_the_test_run(p)]
+    if not touched:
+        return None  # the first run already ran exactly the base's tests
+    return BasePhase(base_commit, tuple(p for s, p in touched if s != "A"),
+                     tuple(p for s, p in touched if s == "A"))
+
+
 def run_gate(
     create_sandbox: Callable[[SandboxSpec], Sandbox],
     spec: SandboxSpec,
@@ -143,12 +172,16 @@ def run_gate(
     *,
     setup_command: str | None = None,
     timeout_s: float = 900.0,
+    base: BasePhase | None = None,
+    before_tests: Callable[[Sandbox], None] | None = None,
 ) -> Verdict:
-    """Run the tests in a fresh sandbox built from `spec` and judge them; the sandbox is removed after."""
+    """Run the tests in a fresh sandbox built from `spec` and judge them; the sandbox is removed after.
+
+    With `base`, the base commit's tests are then put back over the change in the
+    same sandbox and run again; both runs must pass. `before_tests` runs after
+    setup (e.g. to cut the network setup had).
+    """
     started = time.monotonic()
-    report_path = f"/tmp/fresh-gate-{secrets.token_hex(8)}/junit.xml"
-    command = gate_command(test_command, report_path)
-    uses_junit = command != test_command
     sandbox = create_sandbox(spec)
     try:
         if setup_command:
@@ -156,16 +189,34 @@ def run_gate(
             if not setup.ok:
                 return Verdict(False, "the setup command failed in the gate", setup.exit_code,
                                TestCounts(), time.monotonic() - started, setup.text()[-2000:])
-        result = sandbox.run(
-            f"mkdir -p {GATE_ENV['HOME']} && {command}", timeout_s=timeout_s, env=GATE_ENV,
-        )
-        report: bytes | None
-        try:
-            report = sandbox.read_file(report_path) if uses_junit else None
-        except SandboxError:
-            report = None
-        passed, reason, counts = judge(result.exit_code, result.timed_out, report, uses_junit)
-        return Verdict(passed, reason, result.exit_code, counts, time.monotonic() - started,
-                       result.text()[-2000:])
+        if before_tests is not None:
+            before_tests(sandbox)
+        verdict = _run_tests(sandbox, test_command, timeout_s, started)
+        if base is None or not verdict.passed:
+            return verdict
+        prepare = sandbox.run(base.command(), timeout_s=120, env=GATE_ENV)
+        if not prepare.ok:
+            return replace(verdict, passed=False, reason="could not restore the base tests",
+                           output_tail=prepare.text()[-2000:])
+        base_verdict = _run_tests(sandbox, test_command, timeout_s, time.monotonic())
+        reason = f"{verdict.reason}; base tests: {base_verdict.reason}"
+        return replace(verdict, passed=base_verdict.passed, reason=reason, base=base_verdict,
+                       duration_s=time.monotonic() - started)
     finally:
         sandbox.remove()
+
+
+def _run_tests(sandbox: Sandbox, test_command: str, timeout_s: float, started: float) -> Verdict:
+    """One run of the test command, judged by its exit code and a report at a fresh secret path."""
+    report_path = f"/tmp/fresh-gate-{secrets.token_hex(8)}/junit.xml"
+    command = gate_command(test_command, report_path)
+    uses_junit = command != test_command
+    result = sandbox.run(f"mkdir -p {GATE_ENV['HOME']} && {command}", timeout_s=timeout_s, env=GATE_ENV)
+    report: bytes | None
+    try:
+        report = sandbox.read_file(report_path) if uses_junit else None
+    except SandboxError:
+        report = None
+    passed, reason, counts = judge(result.exit_code, result.timed_out, report, uses_junit)
+    return Verdict(passed, reason, result.exit_code, counts, time.monotonic() - started,
+                   result.text()[-2000:])

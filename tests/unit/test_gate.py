@@ -60,3 +60,16 @@ def test_test_changes_flag_modified_tests_and_config_not_new_tests() -> None:
                                   "sitecustomize.py", "pkg/usercustomize.py", "evil.pth", "_pytest/main.py"])
 def test_added_config_and_runner_shadows_are_flagged(path: str) -> None:
     assert find_test_changes([("A", path)]) == (f"A {path}",)
+
+
+def test_base_phase_restores_changed_tests_and_removes_added_shapers() -> None:
+    from orchestrator.gate import base_phase
+
+    changes = [("M", "tests/test_stock.py"), ("A", "conftest.py"), ("A", "tests/test_new.py"),
+               ("D", "tests/test_old.py"), ("M", "inventory/stock.py")]
+    phase = base_phase("abc123", changes)
+    assert phase is not None
+    assert phase.restore == ("tests/test_stock.py", "tests/test_old.py")
+    assert phase.remove == ("conftest.py", "tests/test_new.py")
+    assert "checkout -q abc123 -- tests/test_stock.py tests/test_old.py" in phase.command()
+    assert base_phase("abc123", [("M", "inventory/stock.py")]) is None  # same tests: no second run
