@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Protocol
+from urllib.parse import urlparse
 
 import structlog
 
@@ -28,7 +29,7 @@ from orchestrator.gate import Verdict, base_phase, find_test_changes, run_gate
 from orchestrator.model import Model
 from orchestrator.prices import Price
 from orchestrator.tools import TOOL_SCHEMAS, BashCall, ToolCallError, format_observation, parse_tool_call
-from sandbox.base import Backend, Limits, Sandbox, SandboxError, SandboxSpec
+from sandbox.base import Backend, Egress, Limits, Sandbox, SandboxError, SandboxSpec
 
 BUNDLE_PATH = "/tmp/fresh-out.bundle"
 
@@ -242,14 +243,41 @@ class AgentRunner:
         )
 
     def _setup(self) -> None:
-        command = self.ctx.config.policy.setup_command
-        if not command:
-            return
+        policy = self.ctx.config.policy
+        cut = (policy.setup_network or bool(policy.egress_allow)) and not policy.network
+        if cut:
+            self._recreate_on_network()
+        command = policy.setup_command
         assert self.sandbox is not None
-        result = self.sandbox.run(command, timeout_s=self.ctx.config.policy.test_timeout_s)
-        self.log.info("setup_done", exit_code=result.exit_code, duration_s=round(result.duration_s, 3))
-        if not result.ok:
-            raise FreshError("the setup command failed", hint=result.text()[-500:])
+        if command:
+            result = self.sandbox.run(command, timeout_s=policy.test_timeout_s)
+            self.log.info("setup_done", exit_code=result.exit_code, duration_s=round(result.duration_s, 3))
+            if not result.ok:
+                raise FreshError("the setup command failed", hint=result.text()[-500:])
+        if cut:
+            egress = self._open_egress() if policy.egress_allow else None
+            self.sandbox.isolate(egress)
+            self.log.info("network_cut", egress_proxy=egress.proxy_url if egress else None,
+                          allow=list(policy.egress_allow))
+
+    def _recreate_on_network(self) -> None:
+        """Swap the network-less sandbox for one on the bridge, for setup only (isolate() cuts it)."""
+        assert self.sandbox is not None
+        old, start_at = self.sandbox, self.rec.tip or self.ctx.base_commit
+        self.sandbox = self.ctx.backend.create(replace(self._spec("agent", start_at), network=True))
+        old.remove()
+        self.log.info("sandbox_recreated", container_id=self.sandbox.id, network="bridge until setup ends")
+
+    def _open_egress(self) -> Egress:
+        """The agent's allowlisting proxy; the model endpoint is denied whatever the allowlist says."""
+        policy = self.ctx.config.policy
+        endpoint = self.ctx.config.base_url or getattr(self.ctx.model, "base_url", None) or "https://api.openai.com"
+        model_host = urlparse(str(endpoint)).hostname or ""
+        egress = self.ctx.backend.open_egress(self.ctx.run_id, self.rec.agent_id, policy.image,
+                                              policy.egress_allow, [model_host, "api.openai.com"])
+        self.log.info("egress_proxy_started", proxy=egress.proxy_url, network=egress.network,
+                      container_id=egress.proxy_id)
+        return egress
 
     # -- the tool loop ---------------------------------------------------
     def first_messages(self) -> list[dict[str, Any]]:
@@ -395,10 +423,12 @@ class AgentRunner:
         if self.rec.test_changes:
             self.log.warning("test_changes", files=list(self.rec.test_changes))
         policy = self.ctx.config.policy
+        setup_net = policy.setup_network and bool(policy.setup_command)
         verdict = run_gate(
-            self.ctx.backend.create, replace(self._spec("gate", tip), network=False),
+            self.ctx.backend.create, replace(self._spec("gate", tip), network=setup_net),
             policy.test_command, setup_command=policy.setup_command, timeout_s=policy.test_timeout_s,
             base=base_phase(self.ctx.base_commit, changes) if policy.base_tests else None,
+            before_tests=(lambda sandbox: sandbox.isolate()) if setup_net else None,
         )
         self.rec.verdict = verdict
         self.rec.tests_passed = verdict.passed

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Collection, Mapping, Protocol
+from typing import Collection, Mapping, Protocol, Sequence
 
 LABEL_PREFIX = "fresh-sandbox"
 LABEL_RUN = f"{LABEL_PREFIX}.run"
@@ -84,6 +84,21 @@ class SandboxSpec:
 
 
 @dataclass(frozen=True)
+class Egress:
+    """An agent's only way out: an internal network and the allowlisting proxy on it."""
+
+    network: str  # the internal network the agent's sandbox joins
+    proxy_url: str  # http://NAME:PORT, resolvable on that network
+    proxy_id: str
+    subnet: str
+
+    def env(self) -> dict[str, str]:
+        """Proxy variables for the agent's commands (pip, curl, git and requests read them)."""
+        return {"HTTP_PROXY": self.proxy_url, "HTTPS_PROXY": self.proxy_url,
+                "http_proxy": self.proxy_url, "https_proxy": self.proxy_url}
+
+
+@dataclass(frozen=True)
 class ExecResult:
     """What one command did."""
 
@@ -129,6 +144,10 @@ class Sandbox(Protocol):
 
     def is_running(self) -> bool: ...
 
+    def isolate(self, egress: Egress | None = None) -> None:
+        """Cut every network (setup had it); then join `egress`'s network if given. Verified inside."""
+        ...
+
     def hold(self) -> None:
         """Keep this sandbox for a person: no reap of its run removes it (only an explicit delete)."""
         ...
@@ -147,6 +166,11 @@ class Backend(Protocol):
 
     def create(self, spec: SandboxSpec) -> Sandbox:
         """Start a hardened sandbox with the repo cloned on `spec.branch`; cleans up if start fails."""
+        ...
+
+    def open_egress(self, run_id: str, agent_id: str, image: str, allow: Sequence[str],
+                    deny: Sequence[str]) -> Egress:
+        """Start an allowlisting proxy on a new internal network for one agent (removed by reap)."""
         ...
 
     def attach(self, container_id: str) -> Sandbox:

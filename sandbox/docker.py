@@ -13,7 +13,7 @@ from collections.abc import Collection
 import base64
 import shlex
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import docker
 import docker.errors
@@ -22,9 +22,10 @@ import requests.exceptions
 
 from sandbox.base import (
     AGENT_HOME, AGENT_USER, LABEL_AGENT, LABEL_PREFIX, LABEL_ROLE, LABEL_RUN, ORIGIN_MOUNT,
-    REPO_DIR, WORKSPACE, BackendUnavailable, ExecResult, ImageMissing, SandboxError,
+    REPO_DIR, WORKSPACE, BackendUnavailable, Egress, ExecResult, ImageMissing, SandboxError,
     SandboxGone, SandboxSpec,
 )
+from sandbox import egress
 from sandbox.channel import Channel, ChannelLost, ChannelTimeout
 
 LABEL_ALL = LABEL_PREFIX  # "fresh-sandbox=1" on everything we create
@@ -152,6 +153,11 @@ class DockerBackend:
             raise
         return sandbox
 
+    def open_egress(self, run_id: str, agent_id: str, image: str, allow: Sequence[str],
+                    deny: Sequence[str]) -> Egress:
+        """Start an allowlisting proxy on a new internal network for one agent (removed by reap)."""
+        return egress.open_egress(self.client, run_id, agent_id, image, allow, deny)
+
     def attach(self, container_id: str) -> DockerSandbox:
         """Re-attach to an existing sandbox container (crash recovery)."""
         try:
@@ -186,6 +192,7 @@ class DockerBackend:
                 removed += 1
             except docker.errors.NotFound:
                 pass  # someone else got there first
+        egress.remove_networks(self.client, run_id)
         return removed
 
     def _require_image(self, image: str) -> None:
@@ -273,6 +280,21 @@ class DockerSandbox:
         except docker.errors.NotFound:
             return False
         return bool(state.get("Running"))
+
+    def isolate(self, egress: Egress | None = None) -> None:
+        """Disconnect from every network, join `egress`'s if given, and check the interfaces inside."""
+        nets = self._client.api.inspect_container(self._id)["NetworkSettings"]["Networks"] or {}
+        try:
+            for name in nets:
+                self._client.api.disconnect_container_from_network(self._id, name, force=True)
+            if egress is not None:
+                self._client.api.connect_container_to_network(self._id, egress.network)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot cut the network of {self._id[:12]}: {exc}") from exc
+        seen = self.run("ls /sys/class/net", timeout_s=30, cwd="/").text().split()
+        if "lo" not in seen or len(seen) != (2 if egress is not None else 1):
+            raise SandboxError(f"network not cut: interfaces {seen} in {self._id[:12]}")
+        self._base_env.update(egress.env() if egress is not None else {})
 
     def hold(self) -> None:
         """Rename the container `fresh-held-...`: reap skips it, `docker rm -f` removes it."""

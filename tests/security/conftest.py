@@ -38,3 +38,9 @@ def run_containers(run: CliRun) -> list[str]:
     out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=fresh-sandbox.run={run_id}"],
                          capture_output=True, text=True, check=True).stdout
     return out.split()
+
+
+def tool_outputs(server: ScriptedModelServer) -> list[str]:
+    """What each bash call returned to the model, in order (from the last request it received)."""
+    messages = server.requests[-1]["messages"]
+    return [str(m["content"]) for m in messages if m.get("role") == "tool"]
