@@ -152,6 +152,7 @@ class RunFigures:
     model_calls: int = 0
     leftovers: int = 0
     states: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # "agent state: reason" of agents not pushed
     baseline_wall_s: float = 0.0
     baseline_median_s: float = 0.0
     baseline_daemon_cpu_s: float = 0.0
@@ -255,6 +256,8 @@ def run_supervisor(n: int, work: Path, policy: Path, delay: float, calls: int) -
     for state, count in db_rows(sample.path, "SELECT state, count(*) FROM agents GROUP BY state"):
         figures.states[state] = count
     figures.pushed = figures.states.get("pushed", 0)
+    figures.failures = [f"{a} {st}: {why}" for a, st, why in
+                        db_rows(sample.path, "SELECT agent_id, state, reason FROM agents WHERE state != 'pushed'")]
     figures.model_calls = sum(r[0] for r in db_rows(sample.path, "SELECT steps FROM agents"))
     figures.leftovers = reap_run(sample.path)
     if figures.pushed != n:
@@ -342,11 +345,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="bash calls per agent before its submit")
     parser.add_argument("--approvals", type=int, default=3, help="agents in the approve -> pushing run (0: skip)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the repositories, logs and events")
     args = parser.parse_args()
     sizes = [1, 10] if args.quick else [int(s) for s in args.sizes.split(",")]
     rows: list[RunFigures] = []
     with tempfile.TemporaryDirectory(prefix="bench-supervisor-") as tmp:
-        work = Path(tmp)
+        work = Path(tempfile.mkdtemp(prefix="bench-supervisor-")) if args.keep else Path(tmp)
+        print(f"working in {work}", file=sys.stderr)
         policy = work / "small.toml"
         policy.write_text("[limits]\nmemory_mb = 256\n")  # 50 sandboxes fit in memory
         for n in sizes:
@@ -361,6 +366,7 @@ def main() -> None:
         if r.leftovers or r.exit_code:
             print(f"\n{r.agents} agents: exit code {r.exit_code}, {r.leftovers} container(s) left behind, "
                   f"states {r.states}")
+            print("\n".join(f"  {line}" for line in r.failures))
     if latencies:
         cli_s = statistics.median(c for c, _, _ in latencies)
         total = [t for _, t, _ in latencies]
