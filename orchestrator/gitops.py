@@ -28,6 +28,9 @@ _HARDENED = (
     "-c", "fetch.fsckObjects=true",
     "-c", "protocol.ext.allow=never",
     "-c", "protocol.file.allow=always",
+    # No automatic repack: sandboxes copy the run repository's packs while it is being fetched into.
+    "-c", "gc.auto=0",
+    "-c", "maintenance.auto=false",
 )
 
 

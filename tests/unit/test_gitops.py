@@ -134,3 +134,20 @@ def test_inside_symlinks_and_small_files_are_accepted(sample_repo: SampleRepo) -
     run_repo, base, tip = _agent_commit(
         sample_repo, "ln -s stock.py inventory/alias.py && ln -s ../README.md inventory/readme && echo x > s.txt")
     assert gitops.find_refusals(run_repo, base, tip, max_file_bytes=1000) == []
+
+
+def test_many_imports_never_repack_the_run_repository(sample_repo: SampleRepo, tmp_path: Path) -> None:
+    """Sandboxes copy the run repository's packs while others are imported: no auto-gc may delete them."""
+    user = gitops.inspect_user_repo(sample_repo.path)
+    run_repo = gitops.create_run_repo(user, tmp_path / "run" / "origin.git")
+    clone = _agent_clone(run_repo, tmp_path, user.head)
+    packs_before: set[str] = set()
+    for i in range(55):
+        branch = f"fresh/r/a{i}"
+        sh(f"git checkout -q -B {branch} {user.head} && echo {i} > f.txt && git add f.txt && git commit -qm {i}", clone)
+        sh(f"git bundle create -q {tmp_path}/b.bundle refs/heads/{branch} ^{user.head}", clone)
+        gitops.import_bundle(run_repo, (tmp_path / "b.bundle").read_bytes(), branch, user.head)
+        if i == 0:
+            packs_before = {p.name for p in (run_repo / "objects" / "pack").glob("*.pack")}
+    packs_after = {p.name for p in (run_repo / "objects" / "pack").glob("*.pack")}
+    assert packs_before <= packs_after  # nothing was repacked away
