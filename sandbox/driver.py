@@ -77,16 +77,59 @@ def _stop_at_deadline(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat_line = f.read()
+    except OSError:
+        return None
+    return int(stat_line[stat_line.rindex(b")") + 2:].split()[1])
+
+
+def _main_pid() -> int:
+    """The container's main process: the first child of init (it clones, then sleeps)."""
+    children = [p for p in (int(d) for d in os.listdir("/proc") if d.isdigit()) if _ppid(p) == 1]
+    return min(children, default=0)
+
+
+MAIN_PID = 0  # set in main()
+
+
+def _kill_strays() -> int:
+    """SIGKILL every process a command left behind, `setsid` escapees included; returns how many.
+
+    Spared: init (pid 1), the container's main process, and processes whose
+    parent is outside the container (ppid 0: this driver and other `docker exec`
+    sessions, which only the host can start). Anything an agent starts has a
+    parent inside the container, or init once orphaned.
+    """
+    killed = 0
+    for _ in range(3):  # a fork racing the scan is caught on the next pass
+        strays = [p for p in (int(d) for d in os.listdir("/proc") if d.isdigit())
+                  if p not in (1, MAIN_PID, os.getpid()) and _ppid(p) not in (0, None)]
+        if not strays:
+            break
+        for pid in strays:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+    return killed
+
+
 def _read_output(out: Any, cap: int) -> tuple[bytes, bool]:
     """Read what a command wrote, reading only head and tail of huge outputs."""
-    size = os.fstat(out.fileno()).st_size
+    # What the command wrote ends at the shared file offset (the file is preallocated, so its size is not it).
+    size = os.lseek(out.fileno(), 0, os.SEEK_CUR)
     out.seek(0)
     if size <= cap:
-        return out.read(), False
+        return out.read(size), False
     keep = max(cap - len(MARKER), 0)
     head = out.read(keep // 2)
     out.seek(size - (keep - keep // 2))
-    return head + MARKER + out.read(), True
+    return head + MARKER + out.read(keep - keep // 2), True
 
 
 def op_run(req: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +139,10 @@ def op_run(req: dict[str, Any]) -> dict[str, Any]:
     # Output goes to an unlinked temp file: a background child holding it open
     # cannot stall us the way a pipe would.
     with tempfile.TemporaryFile(dir=req.get("tmpdir") or None) as out:
+        try:  # reserve the kept head, so an agent that filled /tmp still sees what its command said
+            os.posix_fallocate(out.fileno(), 0, cap)
+        except OSError:
+            pass
         proc = subprocess.Popen(
             ["bash", "-c", req["command"]],
             cwd=req.get("cwd") or None,
@@ -113,8 +160,9 @@ def op_run(req: dict[str, Any]) -> dict[str, Any]:
         else:
             _stop_at_deadline(proc)
             timed_out, code = True, None
-        # Whatever the command left running in its group dies with it.
+        # Whatever the command left running dies with it: its group, then escapees.
         _signal_group(proc.pid, signal.SIGKILL)
+        strays = _kill_strays() if req.get("reap_strays", True) else 0
         data, truncated = _read_output(out, cap)
     return {
         "exit_code": code,
@@ -122,6 +170,7 @@ def op_run(req: dict[str, Any]) -> dict[str, Any]:
         "truncated": truncated,
         "output": base64.b64encode(data).decode("ascii"),
         "duration": time.monotonic() - start,
+        "strays_killed": strays,
     }
 
 
@@ -168,7 +217,9 @@ def handle(line: bytes) -> dict[str, Any]:
 
 def main() -> None:
     """Serve requests until stdin closes."""
+    global MAIN_PID
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    MAIN_PID = _main_pid()
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         if line.strip():
