@@ -150,9 +150,12 @@ def _wait_for_run(db: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if db.exists():
-            with sqlite3.connect(db) as conn:
-                if conn.execute("SELECT count(*) FROM runs").fetchone()[0]:
-                    return
+            try:
+                with sqlite3.connect(db) as conn:
+                    if conn.execute("SELECT count(*) FROM runs").fetchone()[0]:
+                        return
+            except sqlite3.OperationalError:
+                pass  # the supervisor is still creating the schema
         time.sleep(0.1)
     raise AssertionError("the run never appeared in the store")
 
