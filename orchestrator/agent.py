@@ -28,7 +28,9 @@ from orchestrator.errors import BudgetExhausted, FreshError, ModelError, PushErr
 from orchestrator.gate import Verdict, base_phase, find_test_changes, run_gate
 from orchestrator.model import Model
 from orchestrator.prices import Price
-from orchestrator.tools import TOOL_SCHEMAS, BashCall, ToolCallError, format_observation, parse_tool_call
+from orchestrator.tools import (
+    TOOL_SCHEMAS, BashCall, ToolCallError, format_observation, parse_tool_call, strip_control,
+)
 from sandbox.base import Backend, Egress, Limits, Sandbox, SandboxError, SandboxSpec
 
 BUNDLE_PATH = "/tmp/fresh-out.bundle"
@@ -407,6 +409,8 @@ class AgentRunner:
 
     def _deliver(self) -> None:
         """Import, gate, wait for approval, push."""
+        # The summary becomes a commit message, a report line and a PR body: no terminal escapes in them.
+        self.rec.summary = strip_control(self.rec.summary)
         tip = self._import_work(self.rec.summary)
         if not tip:
             self._finish(State.NO_CHANGES, "the agent submitted without changes")
