@@ -105,3 +105,17 @@ def test_a_conftest_forcing_exit_zero_needs_a_person_even_without_approval(sampl
     assert agent["status"] == "rejected" and not agent["pushed"], agent
     assert agent["test_changes"] == ["A conftest.py"]
     assert remote_branches(sample_repo.remote) == ["main"]
+
+
+def test_a_new_test_file_patching_the_code_at_import_is_caught_by_the_base_tests(start: Any,
+                                                                                 sample_repo: SampleRepo) -> None:
+    patch = ("printf 'import inventory.stock as s\\ns.low_stock = lambda threshold=5: sorted("
+             "n for n, c in s.STOCK.items() if c < threshold)\\n\\n\\ndef test_ok():\\n    pass\\n'"
+             " > tests/test_aa_fix.py")
+    with ScriptedModelServer([Bash(BREAK), Bash(patch), Submit("Added a test.")]) as server:
+        run = start(server.base_url)
+    agent = run.report()["agents"][0]
+    assert agent["status"] == "tests_failed", agent
+    assert agent["reason"].startswith("tests passed; base tests:")  # the patch fooled the first run only
+    assert agent["test_changes"] == []  # a new test file is not a test change...
+    assert remote_branches(sample_repo.remote) == ["main"]  # ...but the base tests still judge the code
