@@ -185,7 +185,8 @@ def run_gate(
     sandbox = create_sandbox(spec)
     try:
         if setup_command:
-            setup = sandbox.run(setup_command, timeout_s=timeout_s, env=GATE_ENV)
+            setup = sandbox.run(f"mkdir -p {GATE_ENV['HOME']} && {setup_command}", timeout_s=timeout_s,
+                                env=GATE_ENV)
             if not setup.ok:
                 return Verdict(False, "the setup command failed in the gate", setup.exit_code,
                                TestCounts(), time.monotonic() - started, setup.text()[-2000:])

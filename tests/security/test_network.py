@@ -20,7 +20,7 @@ import pytest
 
 from orchestrator.sample import SampleRepo
 from orchestrator.testing import Bash, ScriptedModelServer, Submit
-from tests.security.conftest import event, remote_branches, run_containers, tool_outputs
+from tests.security.conftest import event, run_containers, tool_outputs
 
 pytestmark = [pytest.mark.docker]
 
@@ -71,7 +71,8 @@ def test_setup_has_network_then_the_agent_only_reaches_allowlisted_hosts(start: 
     wait = (f"for i in $(seq 100); do python3 -c \"import urllib.request as u; "
             f"u.urlopen('http://{server}:8000/', timeout=2)\" 2>/dev/null && break; sleep 0.3; done")
     script = [Bash("cat ~/setup-ifaces ~/setup-routes; echo ===; ls /sys/class/net; cat /proc/net/route; env | grep -i _proxy"),
-              Bash(wait), Bash(FETCH.replace("{urls}", repr(urls))), Submit("Looked around.")]
+              Bash(wait), Bash(FETCH.replace("{urls}", repr(urls))), Bash("echo 'X = 1' > inventory/extra.py"),
+              Submit("Added a constant.")]
     stop = threading.Event()
     watcher = threading.Thread(target=_attach_when_network_appears, args=(sample_repo.path, server, stop))
     watcher.start()
@@ -93,7 +94,8 @@ def test_setup_has_network_then_the_agent_only_reaches_allowlisted_hosts(start: 
             subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
         subprocess.run(["docker", "network", "rm", event(run, "egress_proxy_started")["network"]],
                        capture_output=True, check=False)
-    assert remote_branches(sample_repo.remote) == ["main"]
+    # The gate ran the same networked setup in its own sandbox, was cut off before the tests, and passed.
+    assert run.report()["agents"][0]["status"] == "pushed"
 
 
 def _check(run: Any, seen: list[str], decisions: list[dict[str, Any]], server: str, bridge_gw: str,
