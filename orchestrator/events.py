@@ -23,7 +23,7 @@ REDACTED = "***"
 
 
 class Redactor:
-    """Replaces every registered secret, wherever it appears in an event."""
+    """Replaces every registered secret and strips terminal controls, wherever they appear in an event."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
@@ -32,7 +32,8 @@ class Redactor:
         if isinstance(value, str):
             for secret in self._secrets:
                 value = value.replace(secret, REDACTED)
-            return value
+            # Agent text (summaries, commands) must not carry escapes to a terminal via `jq -r`.
+            return strip_control(value)
         if isinstance(value, dict):
             return {k: self.scrub(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):

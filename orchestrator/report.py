@@ -7,6 +7,19 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from orchestrator.agent import AgentRecord, State
+from orchestrator.gate import Verdict
+
+
+def verdict_entry(verdict: Verdict | None) -> dict[str, Any] | None:
+    """One gate phase's result (None when it did not run)."""
+    if verdict is None:
+        return None
+    return {
+        "passed": verdict.passed, "reason": verdict.reason, "exit_code": verdict.exit_code,
+        "tests": verdict.counts.tests, "failures": verdict.counts.failures,
+        "errors": verdict.counts.errors, "skipped": verdict.counts.skipped,
+        "duration_s": round(verdict.duration_s, 3),
+    }
 
 
 def agent_entry(rec: AgentRecord) -> dict[str, Any]:
@@ -22,12 +35,8 @@ def agent_entry(rec: AgentRecord) -> dict[str, Any]:
         "pushed": rec.pushed,
         "pr_url": rec.pr_url or None,
         "tests_passed": rec.tests_passed,
-        "tests": None if verdict is None else {
-            "passed": verdict.passed, "reason": verdict.reason, "exit_code": verdict.exit_code,
-            "tests": verdict.counts.tests, "failures": verdict.counts.failures,
-            "errors": verdict.counts.errors, "skipped": verdict.counts.skipped,
-            "duration_s": round(verdict.duration_s, 3),
-        },
+        "tests": verdict_entry(verdict),
+        "base_tests": verdict_entry(verdict.base if verdict is not None else None),
         "test_changes": list(rec.test_changes),
         "summary": rec.summary,
         "prompt_tokens": rec.prompt_tokens,

@@ -231,7 +231,9 @@ class Supervisor:
 
     def _reattach(self, rec: AgentRecord) -> Sandbox | None:
         """The agent's surviving container, if it still runs; None means start a new one."""
-        if not rec.container_id or rec.state in (State.TESTING, State.PUSHING):
+        # Only a sandbox past its setup is trusted again: one cut off mid-setup may still be on a network.
+        if not rec.container_id or rec.state not in (State.ANALYSIS, State.IMPLEMENTATION,
+                                                     State.AWAITING_APPROVAL):
             return None
         try:
             sandbox = self.backend.attach(rec.container_id)
