@@ -185,6 +185,13 @@ def _status_line(exit_code: int | None, timed_out: bool, timeout_s: float | None
             name = f"signal {-exit_code}"
         hint = " (out of memory?)" if -exit_code == signal.SIGKILL else ""
         return f"killed by {name}{hint}"
+    if 128 < exit_code < 160:  # the shell's report of a command ended by a signal
+        try:
+            name = signal.Signals(exit_code - 128).name
+        except ValueError:
+            return f"exit code: {exit_code}"
+        hint = ", out of memory?" if exit_code - 128 == signal.SIGKILL else ""
+        return f"exit code: {exit_code} (killed by {name}{hint})"
     return f"exit code: {exit_code}"
 
 

@@ -152,7 +152,7 @@ def test_one_agent_out_of_memory_others_finish(sample_repo: SampleRepo, agent_im
         seen = json.dumps(server.requests)
     report = report_of(sample_repo.path)
     assert report["agents"][0]["status"] == "pushed" and report["agents"][2]["status"] == "pushed", proc.stderr
-    assert "killed by SIGKILL (out of memory?)" in seen or "MemoryError" in seen
+    assert "killed by SIGKILL" in seen or "MemoryError" in seen
 
 
 def test_run_budget_hit_with_several_agents(sample_repo: SampleRepo, agent_image: str) -> None:

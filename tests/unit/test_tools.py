@@ -113,3 +113,9 @@ def test_shorten_edges() -> None:
 def test_signal_exit_is_named() -> None:
     assert format_observation(-9, b"", False, False).startswith("killed by SIGKILL (out of memory?)")
     assert format_observation(-15, b"", False, False).startswith("killed by SIGTERM")
+
+
+def test_shell_signal_status_is_named() -> None:
+    assert format_observation(137, b"", False, False).startswith("exit code: 137 (killed by SIGKILL, out of memory?)")
+    assert format_observation(130, b"", False, False).startswith("exit code: 130 (killed by SIGINT)")
+    assert format_observation(200, b"", False, False).startswith("exit code: 200\n")
