@@ -39,26 +39,33 @@ class SampleRepo:
     remote: Path  # its bare `origin`
 
 
-def _git(*args: str, cwd: Path) -> str:
-    env = {"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd), "PATH": "/usr/local/bin:/usr/bin:/bin",
+def run_git(*args: str, cwd: Path) -> str:
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(cwd),
+           "PATH": "/usr/local/bin:/usr/bin:/bin",
            "GIT_AUTHOR_NAME": "Sample", "GIT_AUTHOR_EMAIL": "sample@example.invalid",
            "GIT_COMMITTER_NAME": "Sample", "GIT_COMMITTER_EMAIL": "sample@example.invalid"}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def make_sample_repo(root: Path) -> SampleRepo:
-    """Create `root/app` (committed, with pytest tests) and its bare remote `root/remote.git`."""
+def commit_project(root: Path, name: str, files: dict[str, str], message: str) -> SampleRepo:
+    """Create `root/name` with `files` committed on main, and its bare `origin` at `root/<remote>`."""
+    root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    remote = root / "remote.git"
-    repo = root / "app"
-    _git("init", "--quiet", "--bare", "--initial-branch=main", str(remote), cwd=root)
-    _git("init", "--quiet", "--initial-branch=main", str(repo), cwd=root)
-    for name, text in FILES.items():
-        path = repo / name
+    remote = root / ("remote.git" if name == "app" else f"{name}.git")
+    repo = root / name
+    run_git("init", "--quiet", "--bare", "--initial-branch=main", str(remote), cwd=root)
+    run_git("init", "--quiet", "--initial-branch=main", str(repo), cwd=root)
+    for relative, text in files.items():
+        path = repo / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    _git("add", "-A", cwd=repo)
-    _git("commit", "--quiet", "-m", "inventory: stock levels and tests", cwd=repo)
-    _git("remote", "add", "origin", str(remote), cwd=repo)
-    _git("push", "--quiet", "origin", "main", cwd=repo)
+    run_git("add", "-A", cwd=repo)
+    run_git("commit", "--quiet", "-m", message, cwd=repo)
+    run_git("remote", "add", "origin", str(remote), cwd=repo)
+    run_git("push", "--quiet", "origin", "main", cwd=repo)
     return SampleRepo(path=repo, remote=remote)
+
+
+def make_sample_repo(root: Path) -> SampleRepo:
+    """Create `root/app` (committed, with pytest tests) and its bare remote `root/remote.git`."""
+    return commit_project(root, "app", FILES, "inventory: stock levels and tests")

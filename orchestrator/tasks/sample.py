@@ -8,8 +8,9 @@ and the `--discount` option, and still documents a `remove` command.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+
+from orchestrator.sample import commit_project
 
 FILES = {
     "pyproject.toml": '[project]\nname = "shop"\nversion = "0.1"\n\n[project.scripts]\nshop = "shop.cli:main"\n',
@@ -90,28 +91,6 @@ FILES = {
 }
 
 
-def _git(cwd: Path, *args: str) -> str:
-    env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(cwd),
-           "PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_AUTHOR_NAME": "Sample",
-           "GIT_AUTHOR_EMAIL": "sample@example.invalid", "GIT_COMMITTER_NAME": "Sample",
-           "GIT_COMMITTER_EMAIL": "sample@example.invalid"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 def make_shop_repo(root: Path) -> Path:
     """Create the `shop` project at `root/shop` (committed, with a bare origin at `root/shop.git`)."""
-    root = root.resolve()
-    repo, remote = root / "shop", root / "shop.git"
-    root.mkdir(parents=True, exist_ok=True)
-    _git(root, "init", "--quiet", "--bare", "--initial-branch=main", str(remote))
-    _git(root, "init", "--quiet", "--initial-branch=main", str(repo))
-    for name, text in FILES.items():
-        path = repo / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "--quiet", "-m", "shop: items, prices, a report")
-    _git(repo, "remote", "add", "origin", str(remote))
-    _git(repo, "push", "--quiet", "origin", "main")
-    return repo
+    return commit_project(root, "shop", FILES, "shop: items, prices, a report").path

@@ -16,7 +16,8 @@ from orchestrator.tasks.collect import Sources, collect_tasks
 from orchestrator.tasks.model import Task
 from orchestrator.tasks.prompts import task_prompt
 from orchestrator.tasks.rank import rank
-from orchestrator.tasks.sample import _git, make_shop_repo
+from orchestrator.sample import run_git
+from orchestrator.tasks.sample import make_shop_repo
 from orchestrator.tasks.untested import TestRun, traced_command, untested_tasks
 
 STATIC = Sources(coverage=False)
@@ -54,7 +55,7 @@ def test_collect_skips_claimed_and_branch_covered_tasks(shop: Path, tmp_path: Pa
     assert keys == ["drift:stale-command:remove", "unhooked:shop.inventory.export_csv",
                     "drift:undocumented:report", "drift:options:add"]
     claim(shop / ".fresh" / "state.db", "r1", "drift:stale-command:remove", "a1")
-    _git(shop, "push", "--quiet", "origin", "HEAD:refs/heads/fresh/r1/a2-document-the-report-command")
+    run_git("push", "--quiet", "origin", "HEAD:refs/heads/fresh/r1/a2-document-the-report-command", cwd=shop)
     assert [t.key for t in collect_tasks(shop, STATIC)] == [
         "unhooked:shop.inventory.export_csv", "drift:options:add"]
     tasks_file = tmp_path / "tasks.toml"
