@@ -246,3 +246,39 @@ def test_second_interrupt_exits_at_once_and_recover_finishes(sample_repo: Sample
         proc2 = run_cli(["recover", "--repo", str(sample_repo.path), "--output", "json"], base_url=server.base_url)
     assert proc2.returncode == 0, proc2.stderr
     assert report_of(sample_repo.path)["agents"][0]["status"] == "pushed"
+
+
+def test_agents_awaiting_approval_free_their_slot(sample_repo: SampleRepo, agent_image: str) -> None:
+    script = {"agent-task-01": add_file(1), "agent-task-02": add_file(2)}
+    with ScriptedModelServer(script) as server:
+        proc = popen_cli(start_args(sample_repo.path, "--agents", "1", *tasks(2)), server.base_url)
+        try:
+            # With one slot, the second agent can only get this far if the first one let go of it.
+            wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]]
+                     == ["awaiting_approval"] * 2)
+            for agent in ("a1", "a2"):
+                assert run_cli(["approve", agent, "--repo", str(sample_repo.path)]).returncode == 0
+            assert proc.wait(timeout=120) == 0
+        finally:
+            proc.kill()
+    assert [a["status"] for a in report_of(sample_repo.path)["agents"]] == ["pushed", "pushed"]
+
+
+def test_recover_retries_an_interrupted_push_idempotently(sample_repo: SampleRepo, agent_image: str) -> None:
+    import sqlite3
+
+    with ScriptedModelServer({"agent-task-01": add_file(1)}) as server:
+        first = run_cli(start_args(sample_repo.path, "--no-approval", *tasks(1)), base_url=server.base_url)
+        assert first.returncode == 0, first.stderr
+        run_id = report_of(sample_repo.path)["run_id"]
+        # Rewind the store to the moment between "pushing" and "pushed", as a crash would leave it.
+        with sqlite3.connect(sample_repo.path / ".fresh" / "state.db") as db:
+            db.execute("UPDATE agents SET state='pushing', pushed=0 WHERE run_id=?", (run_id,))
+            db.execute("UPDATE runs SET status='running', pid=NULL WHERE run_id=?", (run_id,))
+        again = run_cli(["recover", run_id, "--repo", str(sample_repo.path), "--output", "json"],
+                        base_url=server.base_url)
+    assert again.returncode == 0, again.stderr
+    agent = report_of(sample_repo.path)["agents"][0]
+    assert agent["status"] == "pushed" and agent["pushed"]
+    assert "resuming_push" in again.stdout
+    assert [b for b in remote_branches(sample_repo.remote) if b.startswith("fresh/")] == [agent["branch"]]

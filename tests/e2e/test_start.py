@@ -178,3 +178,20 @@ def test_start_on_a_terminal_shows_the_live_dashboard(sample_repo: SampleRepo, a
     assert os.waitstatus_to_exitcode(status) == 0, text[-2000:]
     assert "budget" in text and "agent" in text and "recent events" in text
     assert '{"event"' not in text  # no raw JSON lines fighting with the live view
+
+
+def test_replay_of_a_recorded_run_makes_the_same_calls_at_the_same_cost(start: Any, sample_repo: SampleRepo) -> None:
+    with ScriptedModelServer(ADD_FEATURE) as server:
+        recorded = start(server.base_url)
+    assert recorded.exit_code == 0, recorded.stderr
+    first = recorded.report()
+    # Replay needs no model server at all: the recording answers.
+    subprocess.run(["git", "push", "-q", str(sample_repo.remote), "--delete", first["agents"][0]["branch"]],
+                   cwd=sample_repo.path, check=True)
+    replayed = start("http://127.0.0.1:9/v1", "--model", f"replay:{first['run_id']}")
+    assert replayed.exit_code == 0, replayed.stderr
+    second = replayed.report()
+    assert second["totals"]["spent_usd"] == first["totals"]["spent_usd"]
+    commands = [[e["command"] for e in run.events() if e["event"] == "tool_call"] for run in (recorded, replayed)]
+    assert commands[0] == commands[1] and commands[0]
+    assert second["agents"][0]["pushed"]
