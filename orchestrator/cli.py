@@ -54,14 +54,14 @@ def friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _state_dir(repo: Path, state_dir: Optional[Path]) -> Path:
+def state_dir_of(repo: Path, state_dir: Optional[Path]) -> Path:
     return (state_dir or repo.expanduser().resolve() / ".fresh").resolve()
 
 
-def _open_store(repo: Path, state_dir: Optional[Path], must_exist: bool = True) -> Any:
+def open_store(repo: Path, state_dir: Optional[Path], must_exist: bool = True) -> Any:
     from orchestrator.store import Store
 
-    path = _state_dir(repo, state_dir) / "state.db"
+    path = state_dir_of(repo, state_dir) / "state.db"
     if must_exist and not path.exists():
         raise PreflightError(f"no runs found under {path.parent}",
                              hint="start one with `fresh-sandbox start`, or pass --repo / --state-dir")
@@ -137,7 +137,7 @@ def start(
 
     replayed = None
     if model and is_replay(model):
-        replayed = ReplayModel(resolve_recording(model[len(REPLAY_PREFIX):], _state_dir(repo, state_dir)))
+        replayed = ReplayModel(resolve_recording(model[len(REPLAY_PREFIX):], state_dir_of(repo, state_dir)))
     effective = override(
         load_policy(policy), model=replayed.name if replayed else model, budget_usd=budget,
         agent_budget_usd=agent_budget,
@@ -153,7 +153,7 @@ def start(
     specs = (tuple(TaskSpec(title=t) for t in task) if task
              else _found_tasks(repo, state_dir, effective, tasks_file, github_label))
     config = RunConfig(
-        repo=repo, state_dir=_state_dir(repo, state_dir), policy=effective,
+        repo=repo, state_dir=state_dir_of(repo, state_dir), policy=effective,
         tasks=specs, keep_containers=keep, secrets=_secrets(),
     )
     chosen = replayed if replayed is not None else _openai_model(effective, stream)
@@ -173,7 +173,7 @@ def _found_tasks(repo: Path, state_dir: Optional[Path], policy: Any, tasks_file:
     discover = tasks_file is None and github_label is None
     sources = Sources(tasks_file=tasks_file, github_label=github_label, discovery=discover, coverage=discover,
                       image=policy.image, test_command=policy.test_command)
-    found = collect_tasks(repo, sources, state_dir=_state_dir(repo, state_dir), limit=policy.agents)
+    found = collect_tasks(repo, sources, state_dir=state_dir_of(repo, state_dir), limit=policy.agents)
     if not found:
         raise ConfigError("no task given and none found",
                           hint='pass --task "what to do", a --tasks file, or see `fresh-sandbox tasks`')
@@ -220,7 +220,7 @@ def recover(
     """Resume a run whose supervisor died: re-attach or reap its sandboxes and carry on."""
     from orchestrator.launch import launch_run, load_interrupted_run
 
-    run_id, config, price = load_interrupted_run(_state_dir(repo, state_dir), run, _secrets())
+    run_id, config, price = load_interrupted_run(state_dir_of(repo, state_dir), run, _secrets())
     _finish(launch_run(config, price, _openai_model(config.policy, stream), output=output, resume_run=run_id))
 
 
@@ -232,7 +232,7 @@ def status(
     format: str = typer.Option("table", "--format", help="table, detailed or json"),
 ) -> None:
     """Show the agents of a run."""
-    store = _open_store(repo, state_dir)
+    store = open_store(repo, state_dir)
     info = store.run(run)
     if info is None:
         raise PreflightError("no such run", hint="`fresh-sandbox status` without --run shows the latest")
@@ -263,7 +263,7 @@ def status(
 
 
 def _send(command: str, agent_id: Optional[str], repo: Path, state_dir: Optional[Path]) -> None:
-    store = _open_store(repo, state_dir)
+    store = open_store(repo, state_dir)
     if agent_id is not None:
         agent = store.find_agent(agent_id)
         if agent is None:
@@ -324,13 +324,13 @@ def report(run: Optional[str] = typer.Argument(None), repo: Path = RepoOpt,
     """Print a run's report (the latest by default)."""
     from orchestrator.supervisor import run_dir
 
-    store = _open_store(repo, state_dir)
+    store = open_store(repo, state_dir)
     info = store.run(run)
     if info is None:
         raise PreflightError(f"no run {run!r}", hint="`fresh-sandbox status` shows the latest")
     if format not in ("md", "json"):
         raise ConfigError(f"--format {format!r} is not one of md, json")
-    path = run_dir(_state_dir(repo, state_dir), info["run_id"]) / f"report.{format}"
+    path = run_dir(state_dir_of(repo, state_dir), info["run_id"]) / f"report.{format}"
     if not path.exists():
         raise PreflightError(f"run {info['run_id']} has no report yet", hint="it is written when the run ends")
     typer.echo(path.read_text(encoding="utf-8"), nl=False)

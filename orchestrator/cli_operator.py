@@ -15,8 +15,9 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from orchestrator.cli import RepoOpt, StateOpt, _open_store, _state_dir, app, friendly
+from orchestrator.cli import RepoOpt, StateOpt, open_store, state_dir_of, app, friendly
 from orchestrator.errors import ConfigError, PreflightError
+from orchestrator.store import pid_alive
 
 RunOpt = typer.Option(None, "--run", help="Run id (default: the latest).")
 
@@ -30,23 +31,11 @@ def _find_run(store: Any, run: Optional[str]) -> dict[str, Any]:
     return dict(info)
 
 
-def _pid_alive(pid: Optional[int]) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_over_check(store: Any, run_id: str) -> Callable[[], bool]:
     """A check that says whether the run has ended (or its supervisor died without saying so)."""
     def over() -> bool:
         info = store.run(run_id)
-        return info is None or info["status"] != "running" or not _pid_alive(info["pid"])
+        return info is None or info["status"] != "running" or not pid_alive(info["pid"])
     return over
 
 
@@ -76,9 +65,9 @@ def logs(
         wanted = logview.EventFilter(agent=agent, event=event, level=level)
     except ValueError as exc:
         raise ConfigError(str(exc), hint="--level takes debug, info, warning, error or critical") from None
-    store = _open_store(repo, state_dir)
+    store = open_store(repo, state_dir)
     info = _find_run(store, run)
-    path = logview.events_path(_state_dir(repo, state_dir), info["run_id"])
+    path = logview.events_path(state_dir_of(repo, state_dir), info["run_id"])
     raw = as_json or not sys.stdout.isatty()
     if follow:
         stream = logview.follow(path, run_over_check(store, info["run_id"]))
@@ -213,7 +202,7 @@ def inspect(
     repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt,
 ) -> None:
     """Show one agent: its container, branch, diff stat, tests, cost and last events."""
-    details = agent_details(_open_store(repo, state_dir), _state_dir(repo, state_dir), agent_id, run)
+    details = agent_details(open_store(repo, state_dir), state_dir_of(repo, state_dir), agent_id, run)
     if as_json:
         typer.echo(json.dumps(details, indent=2, default=str))
     else:
@@ -229,13 +218,13 @@ def diff(
     repo: Path = RepoOpt, state_dir: Optional[Path] = StateOpt,
 ) -> None:
     """Print the agent's diff against the run's base commit (from the run repository)."""
-    store = _open_store(repo, state_dir)
+    store = open_store(repo, state_dir)
     row = _find_agent(store, agent_id, run)
     base = _find_run(store, row["run_id"])["info"].get("base_commit", "")
     if not row["tip"] or not base:
         raise PreflightError(f"{agent_id} has no imported work yet",
                              hint="work is imported when the agent submits or stops")
-    text = agent_diff(_run_repo(_state_dir(repo, state_dir), row["run_id"]), base, row["tip"], stat=stat)
+    text = agent_diff(_run_repo(state_dir_of(repo, state_dir), row["run_id"]), base, row["tip"], stat=stat)
     _emit(text)
 
 
@@ -252,7 +241,7 @@ def shell(
     from sandbox.base import AGENT_USER, REPO_DIR, SandboxGone
     from sandbox.docker import DockerBackend
 
-    row = _find_agent(_open_store(repo, state_dir), agent_id, run)
+    row = _find_agent(open_store(repo, state_dir), agent_id, run)
     gone = PreflightError(
         f"the container of {agent_id} is gone",
         hint="containers are removed when an agent ends: start the run with --keep to keep them, "
@@ -281,14 +270,14 @@ def dashboard(run: Optional[str] = RunOpt, repo: Path = RepoOpt, state_dir: Opti
     from orchestrator import dashboard as view
     from orchestrator.logview import events_path
 
-    store = _open_store(repo, state_dir)
+    store = open_store(repo, state_dir)
     run_id = _find_run(store, run)["run_id"]
 
     def read_state() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return _find_run(store, run_id), store.agents(run_id)
 
     try:
-        view.follow(read_state, events_path(_state_dir(repo, state_dir), run_id),
+        view.follow(read_state, events_path(state_dir_of(repo, state_dir), run_id),
                     run_over=run_over_check(store, run_id))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

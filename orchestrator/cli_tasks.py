@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from orchestrator.cli import RepoOpt, StateOpt, _state_dir, app, friendly
+from orchestrator.cli import RepoOpt, StateOpt, state_dir_of, app, friendly
 
 
 @app.command("tasks")
@@ -31,7 +31,7 @@ def tasks(
     effective = load_policy(policy)
     sources = Sources(tasks_file=tasks_file, github_label=github_label, discovery=not no_discovery,
                       coverage=not no_coverage, image=effective.image, test_command=effective.test_command)
-    found = collect_tasks(repo, sources, state_dir=_state_dir(repo, state_dir), limit=limit)
+    found = collect_tasks(repo, sources, state_dir=state_dir_of(repo, state_dir), limit=limit)
     if as_json:
         typer.echo(json.dumps([t.as_json() for t in found], indent=2))
         return

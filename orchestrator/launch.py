@@ -16,7 +16,7 @@ from orchestrator.errors import PreflightError
 from orchestrator.model import Model
 from orchestrator.prices import Price
 from orchestrator.replay import RecordingModel, ReplayModel, recording_path
-from orchestrator.store import Store
+from orchestrator.store import Store, pid_alive
 from orchestrator.supervisor import RunResult, Supervisor, new_run_id, run_dir
 
 
@@ -95,7 +95,7 @@ def load_interrupted_run(state_dir: Path, run_id: str | None, secrets: tuple[str
         store.close()
     if info is None:
         raise PreflightError(f"no run {run_id!r}", hint="`fresh-sandbox status` shows the latest run")
-    if info["status"] == "running" and _alive(info["pid"]):
+    if info["status"] == "running" and pid_alive(info["pid"]):
         raise PreflightError(f"run {info['run_id']} is still running (pid {info['pid']})",
                              hint="stop it first: `fresh-sandbox stop`")
     details = json.loads(info["info"])
@@ -107,14 +107,3 @@ def load_interrupted_run(state_dir: Path, run_id: str | None, secrets: tuple[str
     price_in, price_out = details["price"]
     return info["run_id"], config, Price(price_in, price_out)
 
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -35,7 +35,7 @@ REPLAY_PREFIX = "replay:"
 def first_user_text(messages: list[dict[str, Any]]) -> str:
     """The text of the first user message: it names the conversation."""
     for message in messages:
-        if message.get("role") == "user":
+        if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, str):
                 return content

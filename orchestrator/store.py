@@ -8,6 +8,7 @@ agent threads can share it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -68,6 +69,19 @@ CREATE TABLE IF NOT EXISTS commands (
 """
 
 COMMANDS = ("approve", "reject", "stop", "pause", "resume")
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a run's supervisor process still exists (on this machine)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 @dataclass(frozen=True)

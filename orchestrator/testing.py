@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from orchestrator.loopback import LoopbackServer
+from orchestrator.replay import first_user_text
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class ScriptedModelServer(LoopbackServer):
     def choose(self, body: dict[str, Any]) -> tuple[Turn, int]:
         """The turn that answers this request, and its index in the conversation."""
         messages = body.get("messages") or []
-        first_user = _first_user_text(messages)
+        first_user = first_user_text(messages)
         index = sum(1 for message in messages if isinstance(message, dict) and message.get("role") == "assistant")
         positions = self._positions_for(first_user)
         if positions is None:
@@ -203,17 +204,6 @@ class ScriptedModelServer(LoopbackServer):
             "completion_tokens": self.completion_tokens,
             "total_tokens": prompt + self.completion_tokens,
         }
-
-
-def _first_user_text(messages: list[Any]) -> str:
-    for message in messages:
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
 
 
 def _message_for(turn: Turn, index: int) -> tuple[dict[str, Any], str]:
