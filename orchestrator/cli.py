@@ -133,11 +133,12 @@ def start(
         raise ConfigError("--task cannot be combined with --tasks or --github-label", hint="pick one source")
     if output not in ("auto", "pretty", "json", "quiet"):
         raise ConfigError(f"--output {output!r} is not one of auto, pretty, json, quiet")
-    from orchestrator.replay import REPLAY_PREFIX, ReplayModel, is_replay, resolve_recording
+    from orchestrator.replay import ReplayModel, is_replay, load_model_spec
 
     replayed = None
-    if model and is_replay(model):
-        replayed = ReplayModel(resolve_recording(model[len(REPLAY_PREFIX):], state_dir_of(repo, state_dir)))
+    if is_replay(model):
+        loaded = load_model_spec(str(model), state_dir=state_dir_of(repo, state_dir))
+        replayed = loaded if isinstance(loaded, ReplayModel) else None
     effective = override(
         load_policy(policy), model=replayed.name if replayed else model, budget_usd=budget,
         agent_budget_usd=agent_budget,

@@ -8,6 +8,6 @@ ranks them; `claims` makes sure no task is handed out twice.
 
 from __future__ import annotations
 
-from orchestrator.tasks.model import KINDS, Task, to_specs
+from orchestrator.tasks.model import KINDS, Task
 
-__all__ = ["KINDS", "Task", "to_specs"]
+__all__ = ["KINDS", "Task"]

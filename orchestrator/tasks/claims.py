@@ -105,17 +105,3 @@ def overlapping(changes_by_agent: dict[str, set[str]]) -> list[tuple[str, str, s
             pairs.append((first, second, shared))
     return pairs
 
-
-def serialised(tasks: list[Task]) -> list[list[Task]]:
-    """Waves of tasks in which no two name the same file, for a policy that serialises overlap."""
-    waves: list[tuple[list[Task], set[str]]] = []
-    for task in tasks:
-        files = set(task.files)
-        for wave, taken in waves:
-            if not files & taken:
-                wave.append(task)
-                taken |= files
-                break
-        else:
-            waves.append(([task], files))
-    return [wave for wave, _ in waves]

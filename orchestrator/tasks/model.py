@@ -37,7 +37,3 @@ class Task:
                 "source": self.source, "description": self.description,
                 "evidence": list(self.evidence), "files": list(self.files)}
 
-
-def to_specs(tasks: Iterable[Task]) -> tuple[TaskSpec, ...]:
-    """Convert tasks for `RunConfig.tasks`."""
-    return tuple(task.to_spec() for task in tasks)

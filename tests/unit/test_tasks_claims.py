@@ -4,7 +4,7 @@ from pathlib import Path
 
 from orchestrator.store import Store
 from orchestrator.tasks.claims import (
-    Claims, branch_slugs, claim, not_covered, overlapping, serialised, unclaimed,
+    Claims, branch_slugs, claim, not_covered, overlapping, unclaimed,
 )
 from orchestrator.tasks.model import Task
 
@@ -49,8 +49,6 @@ def test_tasks_with_an_earlier_branch_or_open_pull_request_are_skipped() -> None
     assert [t.title for t in kept] == ["Write tests for pricing"]
 
 
-def test_overlap_pairs_and_serialised_waves() -> None:
+def test_overlap_pairs() -> None:
     changes = {"a1": {"x.py", "y.py"}, "a2": {"y.py"}, "a3": {"z.py"}}
     assert overlapping(changes) == [("a1", "a2", {"y.py"})]
-    waves = serialised([task("one", ("x.py",)), task("two", ("x.py",)), task("three", ("z.py",))])
-    assert [[t.title for t in wave] for wave in waves] == [["one", "three"], ["two"]]
