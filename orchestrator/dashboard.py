@@ -19,7 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.agent import FINAL_STATES
+from orchestrator.lifecycle import FINAL_STATES
 from orchestrator.events import render_pretty
 from orchestrator.logview import EventTail
 from orchestrator.tools import strip_control

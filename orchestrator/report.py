@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from orchestrator.agent import AgentRecord, State
+from orchestrator.lifecycle import AgentRecord, State
 from orchestrator.gate import Verdict
 
 

@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import gitops, report
-from orchestrator.agent import FINAL_STATES, AgentContext, AgentRecord, AgentRunner, State
+from orchestrator.agent import AgentRunner
+from orchestrator.lifecycle import FINAL_STATES, AgentContext, AgentRecord, State
 from orchestrator.budget import Ledger, LedgerEntry, worst_case_usd
 from orchestrator.config import RunConfig, TaskSpec
 from orchestrator.errors import FreshError, PreflightError
 from orchestrator.model import Model
 from orchestrator.prices import Price
+from orchestrator.control import StoreDecisions
 from orchestrator.store import Store
 from orchestrator.tools import TOOL_SCHEMAS
 from sandbox.base import Backend, Sandbox, SandboxError
@@ -51,73 +53,6 @@ def slugify(text: str, limit: int = 32) -> str:
 
 def run_dir(state_dir: Path, run_id: str) -> Path:
     return state_dir / "runs" / run_id
-
-
-class StoreDecisions:
-    """Approvals, pauses and stops: commands other terminals put in the store, plus the run's own."""
-
-    def __init__(self, store: Store, run_id: str) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.stop_all = threading.Event()
-        self._run_stop_reason = "stopped on request"
-        self._stopped: set[str] = set()
-        self._paused: set[str] = set()
-        self._run_paused = False
-        self._verdicts: dict[str, bool] = {}
-        self._lock = threading.Lock()
-        self._last_poll = 0.0
-
-    def stop_run(self, reason: str) -> None:
-        """Every agent stops at its next step; nothing new starts."""
-        self._run_stop_reason = reason
-        self.stop_all.set()
-
-    def poll(self, force: bool = False) -> None:
-        """Apply new commands from the store (at most every 0.2 s unless forced)."""
-        with self._lock:
-            if not force and time.monotonic() - self._last_poll < 0.2:
-                return
-            self._last_poll = time.monotonic()
-            for cmd in self.store.pending(self.run_id):
-                self._apply(cmd.command, cmd.agent_id)
-                self.store.mark_done(cmd.id)
-
-    def _apply(self, command: str, agent_id: str | None) -> None:
-        if command == "stop":
-            if agent_id is None:
-                self._run_stop_reason = "stopped on request"
-                self.stop_all.set()
-            else:
-                self._stopped.add(agent_id)
-        elif command in ("pause", "resume"):
-            pausing = command == "pause"
-            if agent_id is None:
-                self._run_paused = pausing
-            elif pausing:
-                self._paused.add(agent_id)
-            else:
-                self._paused.discard(agent_id)
-        elif command in ("approve", "reject") and agent_id:
-            self._verdicts[agent_id] = command == "approve"
-
-    def stop_reason(self, agent_id: str) -> str | None:
-        self.poll()
-        if self.stop_all.is_set():
-            return self._run_stop_reason
-        return "stopped on request" if agent_id in self._stopped else None
-
-    def paused(self, agent_id: str) -> bool:
-        self.poll()
-        return self._run_paused or agent_id in self._paused
-
-    @property
-    def run_paused(self) -> bool:
-        return self._run_paused
-
-    def approval(self, agent_id: str) -> bool | None:
-        self.poll()
-        return self._verdicts.get(agent_id)
 
 
 @dataclass(frozen=True)

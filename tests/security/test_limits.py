@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orchestrator.sample import SampleRepo
 from orchestrator.testing import Bash, ScriptedModelServer, Submit
-from tests.security.conftest import events_text, remote_branches, run_cli, run_containers, tool_outputs
+from tests.security.conftest import remote_branches, run_cli
 
 pytestmark = [pytest.mark.docker]
 
