@@ -1,0 +1,26 @@
+"""Every implementation assigned to the protocol it serves, so drift fails mypy.
+
+Nothing here runs: the assignments are only type-checked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.control import StoreDecisions
+    from orchestrator.lifecycle import Decisions
+    from orchestrator.model import Model, OpenAIModel
+    from orchestrator.replay import RecordingModel, ReplayModel
+    from sandbox.base import Backend, Sandbox
+    from sandbox.docker import DockerBackend, DockerSandbox
+
+    def _conforms(
+        openai_model: OpenAIModel, recording: RecordingModel, replay: ReplayModel,
+        docker_backend: DockerBackend, docker_sandbox: DockerSandbox, decisions: StoreDecisions,
+    ) -> None:
+        models: list[Model] = [openai_model, recording, replay]
+        backend: Backend = docker_backend
+        sandbox: Sandbox = docker_sandbox
+        answers: Decisions = decisions
+        del models, backend, sandbox, answers
