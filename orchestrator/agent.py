@@ -76,7 +76,10 @@ class AgentRunner:
             if self.sandbox is None:
                 created = time.monotonic()
                 start_at = self.rec.tip or self.ctx.base_commit  # imported work survives a lost container
-                self.sandbox = self.ctx.backend.create(self._spec("agent", start_at))
+                # On the bridge only while setup needs it: _setup cuts every network before the agent acts.
+                spec = self._spec("agent", start_at)
+                spec = replace(spec, network=spec.network or self._setup_on_network())
+                self.sandbox = self.ctx.backend.create(spec)
                 self.log.info("sandbox_created", container_id=self.sandbox.id, branch=self.rec.branch,
                               duration_s=round(time.monotonic() - created, 3))
                 self._setup()
@@ -152,11 +155,14 @@ class AgentRunner:
             runtime=policy.runtime,
         )
 
+    def _setup_on_network(self) -> bool:
+        """Whether setup runs on the bridge and the network is cut afterwards."""
+        policy = self.ctx.config.policy
+        return (policy.setup_network or bool(policy.egress_allow)) and not policy.network
+
     def _setup(self) -> None:
         policy = self.ctx.config.policy
-        cut = (policy.setup_network or bool(policy.egress_allow)) and not policy.network
-        if cut:
-            self._recreate_on_network()
+        cut = self._setup_on_network()
         command = policy.setup_command
         assert self.sandbox is not None
         if command:
@@ -169,14 +175,6 @@ class AgentRunner:
             self.sandbox.isolate(egress)
             self.log.info("network_cut", egress_proxy=egress.proxy_url if egress else None,
                           allow=list(policy.egress_allow))
-
-    def _recreate_on_network(self) -> None:
-        """Swap the network-less sandbox for one on the bridge, for setup only (isolate() cuts it)."""
-        assert self.sandbox is not None
-        old, start_at = self.sandbox, self.rec.tip or self.ctx.base_commit
-        self.sandbox = self.ctx.backend.create(replace(self._spec("agent", start_at), network=True))
-        old.remove()
-        self.log.info("sandbox_recreated", container_id=self.sandbox.id, network="bridge until setup ends")
 
     def _open_egress(self) -> Egress:
         """The agent's allowlisting proxy; the model endpoint is denied whatever the allowlist says."""

@@ -18,9 +18,5 @@ if TYPE_CHECKING:
     def _conforms(
         openai_model: OpenAIModel, recording: RecordingModel, replay: ReplayModel,
         docker_backend: DockerBackend, docker_sandbox: DockerSandbox, decisions: StoreDecisions,
-    ) -> None:
-        models: list[Model] = [openai_model, recording, replay]
-        backend: Backend = docker_backend
-        sandbox: Sandbox = docker_sandbox
-        answers: Decisions = decisions
-        del models, backend, sandbox, answers
+    ) -> tuple[list[Model], Backend, Sandbox, Decisions]:
+        return [openai_model, recording, replay], docker_backend, docker_sandbox, decisions
