@@ -17,9 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,17 +27,10 @@ from orchestrator.sample import make_sample_repo  # noqa: E402
 from sandbox.base import SandboxSpec  # noqa: E402
 from sandbox.docker import DockerBackend  # noqa: E402
 from sandbox.images import AGENT_IMAGE  # noqa: E402
+from timing import timed  # noqa: E402
 
 TEST = "python3 -m pytest -q"
 
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def row(name: str, times: list[float]) -> str:

@@ -15,26 +15,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sandbox.base import SandboxSpec  # noqa: E402
 from sandbox.docker import DockerBackend, container_kwargs  # noqa: E402
 from sandbox.images import AGENT_IMAGE  # noqa: E402
+from timing import timed  # noqa: E402
 
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    """Wall times of n calls, in seconds."""
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def row(name: str, times: list[float], unit: float = 1.0, suffix: str = "s") -> str:
