@@ -97,6 +97,9 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():  # the state dir sits in the user's repo: keep it out of `git status`
+            ignore.write_text("*\n", encoding="utf-8")
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)

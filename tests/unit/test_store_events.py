@@ -21,6 +21,7 @@ def test_store_round_trip_and_commands(tmp_path: Path) -> None:
     store.mark_done(pending[0].id)
     assert store.pending("r1") == []
     assert other.find_agent("a1")["run_id"] == "r1"  # type: ignore[index]
+    assert (tmp_path / ".gitignore").read_text() == "*\n"  # the state dir never shows in `git status`
 
 
 def test_events_are_json_lines_with_secrets_redacted(tmp_path: Path) -> None:
