@@ -32,9 +32,18 @@ if ! command -v debootstrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then say "installing debootstrap"; apt_install debootstrap; fi
 fi
 
-# 3. The Python package and its test dependencies.
+# 3. The Python package and its test dependencies. Debian's own python3 refuses pip
+#    (PEP 668): activate a venv first to keep it untouched; otherwise we install anyway.
+python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' ||
+  { echo "error: fresh-sandbox needs Python 3.11 or newer (python3 is $(python3 --version 2>&1))" >&2; exit 2; }
+python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+pip_args=(-q --disable-pip-version-check)
+if [ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED" ]; then
+  say "system Python is externally managed: installing with --break-system-packages (activate a venv first to avoid this)"
+  pip_args+=(--break-system-packages)
+fi
 say "installing the fresh-sandbox package"
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -m pip install "${pip_args[@]}" -e '.[test]'
 
 # 4. The images: offline Debian base, then the agent image. A CA bundle of the
 #    host (TLS-intercepting proxies) is trusted inside when present.
