@@ -234,7 +234,7 @@ def test_sigterm_drains_gracefully(sample_repo: SampleRepo, agent_image: str) ->
 
 
 def test_second_interrupt_exits_at_once_and_recover_finishes(sample_repo: SampleRepo, agent_image: str) -> None:
-    script = {"agent-task-01": [Bash("sleep 2"), *add_file(1)]}
+    script = {"agent-task-01": [Bash("sleep 5"), *add_file(1)]}  # long enough for both signals
     with ScriptedModelServer(script) as server:
         proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(1)), server.base_url)
         wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"])
