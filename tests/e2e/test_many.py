@@ -282,3 +282,26 @@ def test_recover_retries_an_interrupted_push_idempotently(sample_repo: SampleRep
     assert agent["status"] == "pushed" and agent["pushed"]
     assert "resuming_push" in again.stdout
     assert [b for b in remote_branches(sample_repo.remote) if b.startswith("fresh/")] == [agent["branch"]]
+
+
+def test_pause_and_resume_from_another_process(sample_repo: SampleRepo, agent_image: str) -> None:
+    script = {"agent-task-01": [*[Bash("sleep 0.3") for _ in range(6)], *add_file(1)]}
+    with ScriptedModelServer(script) as server:
+        proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(1)), server.base_url)
+        try:
+            wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"])
+            assert run_cli(["pause", "a1", "--repo", str(sample_repo.path)]).returncode == 0
+            time.sleep(1.5)  # the agent stops at its next step boundary
+            held = status_json(sample_repo.path)["agents"][0]["steps"]
+            time.sleep(1.5)
+            assert status_json(sample_repo.path)["agents"][0]["steps"] == held
+            calls_while_paused = len(server.requests)
+            assert run_cli(["resume", "a1", "--repo", str(sample_repo.path)]).returncode == 0
+            assert proc.wait(timeout=120) == 0
+        finally:
+            proc.kill()
+    assert len(server.requests) > calls_while_paused
+    report = report_of(sample_repo.path)
+    assert report["agents"][0]["status"] == "pushed"
+    events = (sample_repo.path / ".fresh" / "runs" / report["run_id"] / "events.jsonl").read_text()
+    assert '"paused"' in events and '"resumed"' in events
