@@ -22,7 +22,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -41,21 +40,19 @@ def _signal_group(pgid: int, sig: int) -> None:
 # One persistent bash forks a subshell per command, so no command pays for an exec of
 # bash (dynamic binaries load slowly over fuse-overlayfs: ~4 ms; a fork is ~0.5 ms).
 # `set -m` puts each command in a process group of its own. Per command it reads the
-# output file's path and the script, both length-prefixed, and answers "PID" when the
-# command starts and "STATUS BYTES" when it ends (BYTES: what was written to the file).
+# output pipe's path and the script, both length-prefixed, and answers "PID" when the
+# command starts and "STATUS" when it ends.
 FORK_SERVER = r"""
 LC_ALL=C
 set -m
 while IFS= read -r n && IFS= read -r -N "$n" out && IFS= read -r n && IFS= read -r -N "$n" spec; do
-  exec 3<>"$out"
+  exec 3>"$out"
   ( eval "$spec" ) 1>&3 2>&3 </dev/null &
   pid=$!
-  echo "$pid"
-  wait "$pid"; status=$?
-  pos=0
-  while IFS=$' \t' read -r key value; do [[ $key == pos: ]] && pos=$value; done </proc/$$/fdinfo/3
   exec 3>&-
-  echo "$status $pos"
+  echo "$pid"
+  wait "$pid"
+  echo "$?"
 done
 """
 
@@ -87,7 +84,7 @@ class ForkServer:
     def pid(self) -> int:
         return self.proc.pid if self.proc is not None else 0
 
-    def start(self, command_path: str, command_script_text: str) -> int:
+    def start(self, command_path: str, command_script_text: str, output: Output) -> int:
         """Start one command; returns its pid (also its process group)."""
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen(
@@ -100,20 +97,25 @@ class ForkServer:
         path, script = command_path.encode(), command_script_text.encode()
         self.proc.stdin.write(b"%d\n%s%d\n%s" % (len(path), path, len(script), script))
         self.proc.stdin.flush()
-        line = self.read_line(30.0)
+        line = self.read_line(30.0, output)
         if line is None:
             raise RuntimeError("the command server did not start the command")
         return int(line)
 
-    def read_line(self, timeout: float) -> bytes | None:
-        """The server's next line, or None at the deadline or when it is gone."""
+    def read_line(self, timeout: float, output: Output) -> bytes | None:
+        """The server's next line, or None at the deadline or when it is gone; keeps `output` flowing."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
         while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0:
                 return None
+            ready = select.select([fd, *output.fds()], [], [], left)[0]
+            if output.read_fd in ready:
+                output.pump()
+            if fd not in ready:
+                continue
             chunk = os.read(fd, 4096)
             if not chunk:
                 self.proc.wait()
@@ -121,6 +123,72 @@ class ForkServer:
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line
+
+
+class Output:
+    """A command's stdout and stderr through a pipe: its first and last `cap` bytes and the total.
+
+    A pipe, not a file: reopening /dev/stdout (`>/dev/stderr`, `tee /dev/stdout`) must not
+    truncate what was already written, and a full /tmp must not swallow it. The step never
+    waits for end-of-file, so a background process holding the pipe open cannot stall it.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.eof = False
+
+    @property
+    def path(self) -> str:
+        """Where the command server opens the writing end."""
+        return f"/proc/{os.getpid()}/fd/{self.write_fd}"
+
+    def writer_opened(self) -> None:
+        """The server holds its own writing end now; ours would keep end-of-file from coming."""
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def fds(self) -> list[int]:
+        return [] if self.eof else [self.read_fd]
+
+    def pump(self) -> None:
+        """Take in whatever is readable now."""
+        while not self.eof:
+            try:
+                chunk = os.read(self.read_fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self.eof = True
+                return
+            self.total += len(chunk)
+            self.head += chunk[: max(self.cap - len(self.head), 0)]
+            self.tail += chunk
+            del self.tail[: max(len(self.tail) - self.cap, 0)]
+
+    def drain(self, seconds: float) -> None:
+        """Read what is left, until end-of-file or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while not self.eof and (left := deadline - time.monotonic()) > 0:
+            if select.select([self.read_fd], [], [], left)[0]:
+                self.pump()
+
+    def result(self) -> tuple[bytes, bool]:
+        """The output, head and tail with a marker between when it went past the cap."""
+        if self.total <= self.cap:
+            return bytes(self.head), False
+        keep = max(self.cap - len(MARKER), 0)
+        tail = keep - keep // 2
+        return bytes(self.head[: keep // 2]) + MARKER + (bytes(self.tail[-tail:]) if tail else b""), True
+
+    def close(self) -> None:
+        self.writer_opened()
+        os.close(self.read_fd)
 
 
 SERVER = ForkServer()
@@ -168,38 +236,22 @@ def _kill_strays() -> int:
     return killed
 
 
-def _read_output(fd: int, size: int, cap: int) -> tuple[bytes, bool]:
-    """What a command wrote (`size` bytes), only head and tail of a huge output."""
-    if size <= cap:
-        return os.pread(fd, size, 0), False
-    keep = max(cap - len(MARKER), 0)
-    tail = keep - keep // 2
-    return os.pread(fd, keep // 2, 0) + MARKER + os.pread(fd, tail, size - tail), True
-
-
 def op_run(req: dict[str, Any]) -> dict[str, Any]:
     """Run one command in a fresh subshell with exactly the given env, a deadline and a cap."""
     start = time.monotonic()
-    cap = int(req.get("cap", 65536))
-    # Output goes to a file, not a pipe: a background child holding it open cannot stall us.
-    fd, path = tempfile.mkstemp(prefix=".fresh-out-", dir=req.get("tmpdir") or None)
+    output = Output(int(req.get("cap", 65536)))
     try:
-        try:  # reserve the kept head, so an agent that filled /tmp still sees what its command said
-            os.posix_fallocate(fd, 0, cap)
-        except OSError:
-            pass
         script = command_script(req["command"], dict(req.get("env") or {}), req.get("cwd"))
-        pid = SERVER.start(path, script)
-        code, size, timed_out = _finish(pid, float(req.get("timeout", 120.0)))
+        pid = SERVER.start(output.path, script, output)
+        output.writer_opened()
+        code, timed_out = _finish(pid, float(req.get("timeout", 120.0)), output)
         # Whatever the command left running dies with it: its group, then escapees.
         _signal_group(pid, signal.SIGKILL)
         strays = _kill_strays() if req.get("reap_strays", True) else 0
-        if size is None:  # the server died under the command: read what reached the file
-            size = _written(fd, cap)
-        data, truncated = _read_output(fd, size, cap)
+        output.drain(0.5)
+        data, truncated = output.result()
     finally:
-        os.close(fd)
-        os.unlink(path)
+        output.close()
     return {
         "exit_code": code,
         "timed_out": timed_out,
@@ -210,27 +262,19 @@ def op_run(req: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _finish(pid: int, timeout: float) -> tuple[int | None, int | None, bool]:
-    """Wait for the command: (exit status, bytes written, timed out); SIGTERM then SIGKILL at the deadline."""
-    line = SERVER.read_line(timeout)
+def _finish(pid: int, timeout: float, output: Output) -> tuple[int | None, bool]:
+    """Wait for the command: (exit status, timed out); SIGTERM then SIGKILL at the deadline."""
+    line = SERVER.read_line(timeout, output)
     timed_out = line is None and SERVER.proc is not None and SERVER.proc.poll() is None
     if timed_out:
         _signal_group(pid, signal.SIGTERM)
-        line = SERVER.read_line(KILL_GRACE_S)
+        line = SERVER.read_line(KILL_GRACE_S, output)
         if line is None:
             _signal_group(pid, signal.SIGKILL)
-            line = SERVER.read_line(10.0)
-    if line is None:
-        return None, None, timed_out
-    status, size = (int(part) for part in line.split())
-    return (None if timed_out else status), size, timed_out
-
-
-def _written(fd: int, cap: int) -> int:
-    """Bytes in the output file when nobody reported them: past the reservation its size,
-    within it up to the last non-zero byte."""
-    size = os.fstat(fd).st_size
-    return size if size > cap else len(os.pread(fd, size, 0).rstrip(b"\0"))
+            line = SERVER.read_line(10.0, output)
+    if line is None or timed_out:
+        return None, timed_out
+    return int(line), False
 
 
 def op_read(req: dict[str, Any]) -> dict[str, Any]:

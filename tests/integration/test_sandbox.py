@@ -108,6 +108,17 @@ def test_background_process_holding_output_does_not_stall(sandbox: DockerSandbox
     assert sandbox.run("pgrep -f 'sleep 304'").exit_code == 1
 
 
+def test_reopening_stdout_or_stderr_loses_nothing(sandbox: DockerSandbox) -> None:
+    result = sandbox.run("echo a; echo b >/dev/stderr; echo c | tee /dev/stderr >/dev/null; echo d")
+    assert result.exit_code == 0 and result.output == b"a\nb\nc\nd\n"
+
+
+def test_command_server_killed_by_the_agent_comes_back(sandbox: DockerSandbox) -> None:
+    first = sandbox.run("kill -KILL $$")  # $$ is the fork server
+    assert first.exit_code is None or first.exit_code != 0
+    assert sandbox.run("echo back").output == b"back\n"
+
+
 def test_exit_code_and_cwd(sandbox: DockerSandbox) -> None:
     assert sandbox.run("exit 7").exit_code == 7
     assert sh(sandbox, "pwd").strip() == "/workspace/repo"
