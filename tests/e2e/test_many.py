@@ -62,6 +62,11 @@ def wait_for(predicate: Any, timeout: float = 120.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+def wait_for_states(repo: Path, states: list[str]) -> None:
+    """Wait until the run's agents are in exactly these states, as `status` reports them."""
+    wait_for(lambda: [a["state"] for a in status_json(repo)["agents"]] == states)
+
+
 def run_containers(run_id: str) -> list[str]:
     out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=fresh-sandbox.run={run_id}"],
                          capture_output=True, text=True, check=True).stdout
@@ -87,8 +92,7 @@ def test_approve_and_reject_from_another_process(sample_repo: SampleRepo, agent_
     with ScriptedModelServer(script) as server:
         proc = popen_cli(start_args(sample_repo.path, "--budget", "1", *tasks(2)), server.base_url)
         try:
-            wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]]
-                     == ["awaiting_approval"] * 2)
+            wait_for_states(sample_repo.path, ["awaiting_approval"] * 2)
             status = status_json(sample_repo.path)
             run_id = status["run"]["run_id"]
             assert len(run_containers(run_id)) == 2  # kept so a person can try the change
@@ -108,7 +112,7 @@ def test_stop_from_another_process(sample_repo: SampleRepo, agent_image: str) ->
     with ScriptedModelServer([Bash("sleep 1")] * 50) as server:
         proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(1)), server.base_url)
         try:
-            wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"])
+            wait_for_states(sample_repo.path, ["implementation"])
             assert run_cli(["stop", "--repo", str(sample_repo.path)]).returncode == 0
             proc.wait(timeout=60)
         finally:
@@ -121,7 +125,7 @@ def test_sigkill_then_recover(sample_repo: SampleRepo, agent_image: str) -> None
     script = {"agent-task-01": [Bash("sleep 3"), *add_file(1)], "agent-task-02": [Bash("sleep 3"), *add_file(2)]}
     with ScriptedModelServer(script) as server:
         proc = popen_cli(start_args(sample_repo.path, "--no-approval", "--budget", "1", *tasks(2)), server.base_url)
-        wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"] * 2)
+        wait_for_states(sample_repo.path, ["implementation"] * 2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         before = status_json(sample_repo.path)
@@ -223,7 +227,7 @@ def test_sigterm_drains_gracefully(sample_repo: SampleRepo, agent_image: str) ->
     script = {f"agent-task-{i:02d}": [Bash(f"echo {j} >> work.txt; sleep 0.5") for j in range(60)] for i in (1, 2)}
     with ScriptedModelServer(script) as server:
         proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(2)), server.base_url)
-        wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"] * 2)
+        wait_for_states(sample_repo.path, ["implementation"] * 2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 1
     report = report_of(sample_repo.path)
@@ -237,7 +241,7 @@ def test_second_interrupt_exits_at_once_and_recover_finishes(sample_repo: Sample
     script = {"agent-task-01": [Bash("sleep 5"), *add_file(1)]}  # long enough for both signals
     with ScriptedModelServer(script) as server:
         proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(1)), server.base_url)
-        wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"])
+        wait_for_states(sample_repo.path, ["implementation"])
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
@@ -254,8 +258,7 @@ def test_agents_awaiting_approval_free_their_slot(sample_repo: SampleRepo, agent
         proc = popen_cli(start_args(sample_repo.path, "--agents", "1", *tasks(2)), server.base_url)
         try:
             # With one slot, the second agent can only get this far if the first one let go of it.
-            wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]]
-                     == ["awaiting_approval"] * 2)
+            wait_for_states(sample_repo.path, ["awaiting_approval"] * 2)
             for agent in ("a1", "a2"):
                 assert run_cli(["approve", agent, "--repo", str(sample_repo.path)]).returncode == 0
             assert proc.wait(timeout=120) == 0
@@ -289,7 +292,7 @@ def test_pause_and_resume_from_another_process(sample_repo: SampleRepo, agent_im
     with ScriptedModelServer(script) as server:
         proc = popen_cli(start_args(sample_repo.path, "--no-approval", *tasks(1)), server.base_url)
         try:
-            wait_for(lambda: [a["state"] for a in status_json(sample_repo.path)["agents"]] == ["implementation"])
+            wait_for_states(sample_repo.path, ["implementation"])
             assert run_cli(["pause", "a1", "--repo", str(sample_repo.path)]).returncode == 0
             time.sleep(1.5)  # the agent stops at its next step boundary
             held = status_json(sample_repo.path)["agents"][0]["steps"]
